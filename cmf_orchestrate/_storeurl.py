@@ -1,0 +1,115 @@
+"""Parsing of metadata store locations (paths and URLs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from cmf_orchestrate.errors import ConfigError
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where an MLMD store lives. ``password`` is never part of ``redacted`` or ``repr``."""
+
+    backend: str  # "sqlite" | "postgresql" | "mysql"
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+    database: str = ""
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def redacted(self) -> str:
+        """The location as a URL with the password masked."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.path}"
+        auth = self.user + (":***" if self.password else "")
+        return f"{self.backend}://{auth}{'@' if auth else ''}{self.host}:{self.port}/{self.database}"
+
+    @property
+    def identity(self) -> str:
+        """A stable name of the store (no credentials), used to qualify ids elsewhere."""
+        if self.backend == "sqlite":
+            return f"sqlite:{self.path}"
+        return f"{self.backend}:{self.host}:{self.port}/{self.database}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with any occurrence of the password masked."""
+        return text.replace(self.password, "***") if self.password else text
+
+
+def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocation:
+    """Parse a store path or URL.
+
+    Args:
+        value: ``path``, ``sqlite:///path``, ``postgresql://user:pass@host:port/db`` or
+            ``mysql://user:pass@host:port/db``.
+        base: Directory that relative SQLite paths are resolved against (default: cwd).
+
+    Raises:
+        ConfigError: The URL is malformed or names an unsupported backend.
+    """
+    text = str(value).strip()
+    if not text:
+        raise ConfigError("store: empty store location")
+    root = base if base is not None else Path.cwd()
+    if "://" not in text:
+        return StoreLocation("sqlite", path=(root / Path(text).expanduser()).resolve())
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"store: malformed URL {_mask(text)!r}: {exc}") from exc
+    scheme = parts.scheme.split("+", 1)[0].lower()
+    backend = _SCHEMES.get(scheme)
+    if backend is None:
+        raise ConfigError(
+            f"store: unsupported scheme {parts.scheme!r} in {_mask(text)!r} (use a path, sqlite:///, postgresql:// or mysql://)"
+        )
+    if backend == "sqlite":
+        raw = unquote(parts.path)
+        if parts.netloc:
+            raise ConfigError(f"store: sqlite URL must look like sqlite:///path, got {text!r}")
+        if not raw or raw == "/":
+            raise ConfigError(f"store: sqlite URL has no file path: {text!r}")
+        # sqlite:///relative/file and sqlite:////absolute/file, as in SQLAlchemy.
+        path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
+        return StoreLocation("sqlite", path=(root / path).resolve())
+    database = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not database or "/" in database:
+        raise ConfigError(f"store: {backend} URL needs a host and a database name: {_mask(text)!r}")
+    return StoreLocation(
+        backend,
+        host=parts.hostname,
+        port=port or _DEFAULT_PORTS[backend],
+        database=database,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+    )
+
+
+def _mask(text: str) -> str:
+    """Mask the password of a URL-like string for an error message."""
+    try:
+        parts = urlsplit(text)
+        if parts.password:
+            return text.replace(parts.password, "***", 1)
+    except ValueError:
+        pass
+    if "@" in text and ":" in text.split("@", 1)[0].split("//", 1)[-1]:
+        head, tail = text.split("@", 1)
+        scheme, _, userinfo = head.rpartition("//")
+        return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+    return text

@@ -1,0 +1,64 @@
+"""Every difference between Airflow 3.x minors, in one place.
+
+The rest of :mod:`cmf_orchestrate.airflow` imports Airflow names from here only.
+Airflow 3.0 moved the task authoring API into ``airflow.sdk``; a few helpers
+(secret masking, the decorator base classes) changed module between 3.0 and
+later minors, so each is looked up in its newest home first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812 - a constant, named as one
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import Asset, AssetAlias, BaseHook, Connection, Context
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+else:
+    try:
+        from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+    except ImportError:  # Airflow 3.0 kept them in airflow.decorators.base
+        from airflow.decorators.base import DecoratedOperator, TaskDecorator, task_decorator_factory
+
+try:
+    from airflow.sdk.log import mask_secret as _mask_secret
+except ImportError:  # Airflow 3.0
+    from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "AIRFLOW_VERSION_TUPLE",
+    "AirflowNotFoundException",
+    "Asset",
+    "AssetAlias",
+    "BaseHook",
+    "Connection",
+    "Context",
+    "DecoratedOperator",
+    "PythonOperator",
+    "TaskDecorator",
+    "mask_secret",
+    "task_decorator_factory",
+]
+
+
+def _version_tuple(version: str) -> tuple[int, int, int]:
+    parts: list[int] = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit()) or "0"
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+#: The running Airflow version as ``(major, minor, micro)``.
+AIRFLOW_VERSION_TUPLE = _version_tuple(AIRFLOW_VERSION)
+
+mask_secret: Callable[..., None] = _mask_secret
+

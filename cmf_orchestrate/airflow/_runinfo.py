@@ -1,0 +1,175 @@
+"""Translation of an Airflow task instance's run context into a core :class:`RunInfo`."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cmf_orchestrate.airflow._compat import AIRFLOW_VERSION, AirflowNotFoundException
+from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
+from cmf_orchestrate.errors import InvalidArgumentError
+from cmf_orchestrate.run import RunInfo, code_fingerprint
+from cmf_orchestrate.settings import CmfSettings
+
+if TYPE_CHECKING:
+    from cmf_orchestrate.airflow._compat import Context
+
+log = logging.getLogger(__name__)
+
+ORCHESTRATOR = "airflow"
+DEFAULT_CONN_ID = "cmf_default"
+
+#: Longest string kept for a parameter that is not JSON-safe (its ``str()``).
+_MAX_PARAMETER_TEXT = 4096
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def declarations(values: object, argument: str) -> list[ArtifactSpec]:
+    """Normalise an ``inputs``/``outputs`` argument to a list of declarations.
+
+    A plain string is taken as a :class:`Dataset` path.
+
+    Raises:
+        InvalidArgumentError: An item is neither a declaration nor a string.
+    """
+    if values is None:
+        return []
+    if isinstance(values, (str, ArtifactSpec)):
+        values = [values]
+    if not isinstance(values, Collection):
+        raise InvalidArgumentError(f"{argument}: expected a list of artifact declarations, got {values!r}")
+    result: list[ArtifactSpec] = []
+    for item in values:
+        if isinstance(item, str):
+            result.append(Dataset(item))
+        elif isinstance(item, ArtifactSpec):
+            result.append(item)
+        else:
+            raise InvalidArgumentError(
+                f"{argument}: {item!r} is not an artifact declaration (Dataset, Model, Metrics, Dataslice)"
+            )
+    return result
+
+
+def is_templated(path: str) -> bool:
+    """Whether a declared path holds Jinja markup (rendered per run)."""
+    return "{{" in path or "{%" in path
+
+
+def resolve_settings(conn_id: str | None) -> CmfSettings:
+    """The settings for a task run.
+
+    ``conn_id=None`` uses the ``cmf_default`` connection when it exists and the
+    environment otherwise; an explicit id must name an existing connection.
+
+    Raises:
+        ConfigError: The connection is invalid.
+        airflow.sdk.exceptions.AirflowNotFoundException: An explicitly named
+            connection does not exist.
+    """
+    from cmf_orchestrate.airflow.hook import CmfHook
+
+    hook = CmfHook(conn_id or DEFAULT_CONN_ID)
+    try:
+        return hook.get_settings()
+    except AirflowNotFoundException:
+        if conn_id is not None:
+            raise
+    log.debug("no %r connection; CMF settings from the environment", DEFAULT_CONN_ID)
+    return CmfSettings.from_env()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` if JSON can encode it, else its (bounded) ``str()``."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = str(value)
+        if len(text) > _MAX_PARAMETER_TEXT:
+            text = text[:_MAX_PARAMETER_TEXT] + "..."
+        return text
+    return value
+
+
+def call_parameters(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The callable's arguments by parameter name, JSON-safe."""
+    named: dict[str, Any]
+    try:
+        bound = inspect.signature(func).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        named = {f"arg{i}": value for i, value in enumerate(args)}
+        named.update(kwargs)
+    else:
+        named = {}
+        for name, value in bound.arguments.items():
+            kind = bound.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                named.update(value)
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                named.update({f"{name}{i}": item for i, item in enumerate(value)})
+            else:
+                named[name] = value
+    return {name: jsonable(value) for name, value in named.items()}
+
+
+def callable_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of a callable."""
+    module = getattr(func, "__module__", None) or "?"
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+    return f"{module}.{name}"
+
+
+def build_run_info(
+    *,
+    context: Context,
+    operator_class: str,
+    func: Callable[..., Any],
+    parameters: Mapping[str, Any],
+    inputs: Sequence[ArtifactSpec],
+    outputs: Sequence[ArtifactSpec],
+    pipeline: str,
+) -> RunInfo:
+    """The core's description of one try of one task instance."""
+    ti = context["ti"]
+    facts: dict[str, Any] = {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "attempt": int(ti.try_number),
+        "map_index": int(ti.map_index if ti.map_index is not None else -1),
+        "operator": operator_class,
+        "airflow_version": AIRFLOW_VERSION,
+    }
+    task_instance_id = getattr(ti, "id", None)
+    if task_instance_id is not None:
+        facts["task_run_id"] = str(task_instance_id)
+    logical_date = context.get("logical_date")
+    if logical_date is not None:
+        facts["logical_date"] = _iso(logical_date)
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None)
+    if run_after is not None:
+        facts["run_after"] = _iso(run_after)
+    return RunInfo(
+        orchestrator=ORCHESTRATOR,
+        pipeline=pipeline,
+        stage=ti.task_id,
+        command=callable_name(func),
+        parameters=dict(parameters),
+        facts=facts,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        code_fingerprint=code_fingerprint(func),
+    )
+
+
+def _iso(value: Any) -> str:
+    import pendulum
+
+    return str(pendulum.instance(value).to_iso8601_string())

@@ -1,0 +1,150 @@
+"""The CMF hook: an Airflow connection of type ``cmf`` turned into :class:`CmfSettings`.
+
+Connection fields:
+
+- ``host`` (and ``port``): the Neo4j URI, e.g. ``bolt://neo4j:7687``; a bare host name
+  gets the ``bolt`` scheme (port 7687 unless given). Empty: no graph.
+- ``login`` / ``password``: the Neo4j user and password.
+- ``extra`` (JSON): ``store`` (MLMD store path or URL), ``project_root``, ``graph``
+  (bool), ``pipeline`` (pipeline name override).
+
+As a URI: ``cmf://neo4j:secret@neo4j-host:7687?store=postgresql%3A%2F%2Fcmf%40db%2Fmlmd&project_root=%2Fsrv%2Fml``.
+Settings the connection leaves out come from the environment and the project file, as
+:meth:`CmfSettings.from_env` reads them. Passwords (Neo4j, and one embedded in the store
+URL) are registered with Airflow's secrets masker, so task logs show ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, ClassVar
+
+from cmf_orchestrate.airflow._compat import BaseHook, Connection, mask_secret
+from cmf_orchestrate.errors import CmfError, ConfigError
+from cmf_orchestrate.settings import CmfSettings
+
+__all__ = ["CmfHook"]
+
+log = logging.getLogger(__name__)
+
+_EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline"})
+_DEFAULT_NEO4J_PORT = 7687
+
+
+class CmfHook(BaseHook):
+    """Reads CMF settings from an Airflow connection of type ``cmf``.
+
+    Args:
+        cmf_conn_id: Id of the connection (default ``cmf_default``).
+
+    Example:
+        >>> settings = CmfHook("cmf_prod").get_settings()  # doctest: +SKIP
+    """
+
+    conn_name_attr: ClassVar[str] = "cmf_conn_id"
+    default_conn_name: ClassVar[str] = "cmf_default"
+    conn_type: ClassVar[str] = "cmf"
+    hook_name: ClassVar[str] = "Common Metadata Framework"
+
+    def __init__(self, cmf_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cmf_conn_id = cmf_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How the Airflow UI shows the connection form."""
+        return {
+            "hidden_fields": ["schema"],
+            "relabeling": {"host": "Neo4j URI", "login": "Neo4j user", "password": "Neo4j password"},
+            "placeholders": {
+                "host": "bolt://neo4j.example.com:7687 (empty: no graph)",
+                "extra": json.dumps({"store": "postgresql://cmf@db:5432/mlmd", "project_root": "/srv/ml"}),
+            },
+        }
+
+    def get_conn(self) -> CmfSettings:
+        """Same as :meth:`get_settings` (the ``BaseHook`` interface)."""
+        return self.get_settings()
+
+    def get_settings(self) -> CmfSettings:
+        """Build the settings from the connection, the environment and the project file.
+
+        Returns:
+            The settings; the connection's values win over the environment's.
+
+        Raises:
+            ConfigError: The connection's ``extra`` is not a JSON object, names an
+                unknown key, or holds an invalid value.
+        """
+        conn = self.get_connection(self.cmf_conn_id)
+        return settings_from_connection(conn)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the settings are valid and the metadata store can be opened.
+
+        Returns:
+            ``(True, message)`` when the store opens, else ``(False, reason)``; the
+            reason never contains a password.
+        """
+        from cmf_orchestrate.run import check_settings
+
+        try:
+            settings = self.get_settings()
+            description = check_settings(settings)
+        except CmfError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, description
+
+
+def settings_from_connection(conn: Connection) -> CmfSettings:
+    """Translate a ``cmf`` connection into :class:`CmfSettings`.
+
+    Raises:
+        ConfigError: The connection's ``extra`` is not a JSON object, names an unknown
+            key, or holds an invalid value.
+    """
+    extra = _extra(conn)
+    overrides: dict[str, Any] = {key: extra[key] for key in _EXTRA_KEYS if key in extra}
+    neo4j_uri = _neo4j_uri(conn)
+    if neo4j_uri:
+        overrides["neo4j_uri"] = neo4j_uri
+    if conn.login:
+        overrides["neo4j_user"] = conn.login
+    if conn.password:
+        mask_secret(conn.password)
+        overrides["neo4j_password"] = conn.password
+    settings = CmfSettings.from_env(**overrides)
+    store_password = settings.location.password
+    if store_password:
+        mask_secret(store_password)
+    log.debug("CMF settings from connection %r: %r", conn.conn_id, settings)
+    return settings
+
+
+def _extra(conn: Connection) -> dict[str, Any]:
+    raw = conn.extra
+    if not raw:
+        return {}
+    try:
+        extra = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
+    if not isinstance(extra, dict):
+        raise ConfigError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+    unknown = set(extra) - _EXTRA_KEYS
+    if unknown:
+        raise ConfigError(
+            f"connection {conn.conn_id!r}: unknown extra key(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(sorted(_EXTRA_KEYS))}"
+        )
+    return extra
+
+
+def _neo4j_uri(conn: Connection) -> str | None:
+    host = (conn.host or "").strip()
+    if not host:
+        return None
+    if "://" in host:
+        return host
+    return f"bolt://{host}:{conn.port or _DEFAULT_NEO4J_PORT}"

@@ -1,0 +1,171 @@
+"""``CmfOperator``: a PythonOperator whose every try is recorded as a CMF execution."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from cmf_orchestrate.airflow import _runinfo
+from cmf_orchestrate.airflow._compat import Asset, AssetAlias, PythonOperator
+from cmf_orchestrate.airflow.assets import cmf_asset
+from cmf_orchestrate.artifacts import ArtifactSpec
+from cmf_orchestrate.run import task_run
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from cmf_orchestrate.airflow._compat import Context
+    from cmf_orchestrate.records import ArtifactRecord
+    from cmf_orchestrate.run import TaskRun
+
+__all__ = ["CmfOperator"]
+
+log = logging.getLogger(__name__)
+
+
+class CmfOperator(PythonOperator):
+    """Run a Python callable like ``PythonOperator`` and record the try in CMF.
+
+    Every try of every task instance (mapped instances included) becomes one MLMD
+    execution of the stage ``task_id`` in the pipeline ``dag_id``. Declared inputs
+    must exist before the callable runs; declared outputs must exist after it
+    returns. Both are content-hashed with DVC, outputs are added to the DVC cache,
+    and outputs are emitted as Airflow asset events (inputs are declared inlets).
+
+    Args:
+        python_callable: The callable, as for ``PythonOperator``.
+        inputs: Declared inputs (``Dataset``, ``Model``, ...; a string means a
+            ``Dataset``). Paths are relative to the project root. Templated: Jinja
+            in a path is rendered per run, e.g. ``"data/{{ ds }}/train.csv"``.
+        outputs: Declared outputs, as ``inputs``.
+        cmf_conn_id: Airflow connection (type ``cmf``) holding the settings. Default:
+            ``cmf_default`` when it exists, else the environment.
+        pipeline: Pipeline name; default: the connection's, else the DAG id.
+        **kwargs: Everything ``PythonOperator`` accepts (``op_kwargs``, ``retries``, ...).
+
+    Raises:
+        InvalidArgumentError: ``inputs`` or ``outputs`` holds something that is not
+            an artifact declaration.
+
+    At run time the try fails with :class:`~cmf_orchestrate.errors.ArtifactNotFoundError`
+    (the callable does not run) when a declared input is missing, with the same error
+    after the callable when a declared output is missing, and with the callable's own
+    exception, re-raised unchanged, when it raises.
+    """
+
+    template_fields: Sequence[str] = (*PythonOperator.template_fields, "inputs", "outputs")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **PythonOperator.template_fields_renderers,
+        "inputs": "py",
+        "outputs": "py",
+    }
+    ui_color = "#e3f1e8"
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        inputs: Collection[ArtifactSpec | str] | None = None,
+        outputs: Collection[ArtifactSpec | str] | None = None,
+        cmf_conn_id: str | None = None,
+        pipeline: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        declared_inputs = _runinfo.declarations(inputs, "inputs")
+        declared_outputs = _runinfo.declarations(outputs, "outputs")
+        kwargs["inlets"] = [*_as_list(kwargs.get("inlets")), *_static_assets(declared_inputs)]
+        outlets = [*_as_list(kwargs.get("outlets")), *_static_assets(declared_outputs)]
+        kwargs["outlets"] = outlets
+        super().__init__(python_callable=python_callable, **kwargs)
+        self.inputs: list[ArtifactSpec] = declared_inputs
+        self.outputs: list[ArtifactSpec] = declared_outputs
+        self.cmf_conn_id = cmf_conn_id
+        self.pipeline = pipeline
+        if any(_runinfo.is_templated(d.path) for d in declared_outputs):
+            # A rendered path is known only at run time: its asset events go through an alias.
+            self.outlets = [*self.outlets, AssetAlias(name=self._alias_name())]
+
+    def _alias_name(self) -> str:
+        dag_id = self.dag_id if self.has_dag() else None
+        return f"cmf:{dag_id}.{self.task_id}" if dag_id else f"cmf:{self.task_id}"
+
+    def render_template(
+        self,
+        content: Any,
+        context: Context,
+        jinja_env: jinja2.Environment | None = None,
+        seen_oids: set[int] | None = None,
+    ) -> Any:
+        """Render like any operator, plus the paths of artifact declarations."""
+        if isinstance(content, ArtifactSpec):
+            path = super().render_template(content.path, context, jinja_env, seen_oids)
+            return dataclasses.replace(content, path=path)
+        return super().render_template(content, context, jinja_env, seen_oids)
+
+    def execute(self, context: Context) -> Any:
+        """Record the try around ``PythonOperator.execute``.
+
+        Raises:
+            ArtifactNotFoundError: A declared input is missing (the callable does not
+                run), or a declared output is missing after it returned.
+            ConfigError: The CMF connection or environment settings are invalid.
+            StoreUnavailableError: The metadata store cannot be opened.
+        """
+        settings = _runinfo.resolve_settings(self.cmf_conn_id)
+        pipeline = self.pipeline or settings.pipeline or self.dag_id
+        info = _runinfo.build_run_info(
+            context=context,
+            operator_class=type(self).__name__,
+            func=self.python_callable,
+            parameters=_runinfo.call_parameters(self.python_callable, tuple(self.op_args), self.op_kwargs),
+            inputs=self.inputs,
+            outputs=self.outputs,
+            pipeline=pipeline,
+        )
+        with task_run(info, settings.replace(pipeline=pipeline)) as run:
+            result = super().execute(context)
+        self._emit_asset_events(context, run)
+        return result
+
+    def _emit_asset_events(self, context: Context, run: TaskRun) -> None:
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        alias = next((o for o in self.outlets if isinstance(o, AssetAlias)), None)
+        declared = {d.path: d for d in self.outputs}
+        for record in run.outputs:
+            extra = _event_extra(record, run)
+            declaration = declared.get(record.path)
+            asset = cmf_asset(record.path)
+            static = declaration is not None and asset in self.outlets
+            if static:
+                outlet_events[asset].extra.update(extra)
+            elif alias is not None:
+                outlet_events[alias].add(asset, extra=extra)
+
+
+def _event_extra(record: ArtifactRecord, run: TaskRun) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "md5": record.md5,
+        "artifact_type": record.kind,
+        "artifact_id": record.id,
+        "execution_id": run.execution_id,
+        "execution_uuid": run.execution_uuid,
+        "pipeline_id": run.pipeline_id,
+        "stage_id": run.stage_id,
+    }
+
+
+def _static_assets(declared: Iterable[ArtifactSpec]) -> list[Asset]:
+    return [cmf_asset(d.path) for d in declared if not _runinfo.is_templated(d.path)]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]

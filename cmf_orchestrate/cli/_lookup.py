@@ -1,0 +1,162 @@
+"""Finding what the user named on the command line, and formatting times."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
+from cmf_orchestrate.records import ArtifactRecord, ExecutionRecord
+
+if TYPE_CHECKING:
+    from cmf_orchestrate.store import MetadataStore
+
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_MD5_PREFIX = re.compile(r"^[0-9a-f]{6,31}$")
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def quote(text: str) -> str:
+    """Quote a string for an MLMD filter query."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def newest(artifacts: list[ArtifactRecord]) -> ArtifactRecord:
+    """The most recently created artifact of a non-empty list."""
+    return max(artifacts, key=lambda a: (a.create_time_ms, a.id))
+
+
+def find_artifact(store: MetadataStore, text: str) -> ArtifactRecord:
+    """The artifact a user means by ``text``.
+
+    Accepted, in this order: ``artifact:<id>``; a full name (``path:md5``); a full md5;
+    a path (the newest version of it); a unique md5 prefix of at least 6 characters;
+    ``path:md5-prefix``.
+
+    Raises:
+        ArtifactNotFoundError: Nothing matches.
+        InvalidArgumentError: An md5 prefix matches several contents.
+    """
+    text = text.strip()
+    if not text:
+        raise InvalidArgumentError("an artifact path or md5 is required")
+    if text.startswith("artifact:") and text[9:].isdigit():
+        found = store.artifacts_by_id([int(text[9:])])
+        if found:
+            return found[0]
+        raise ArtifactNotFoundError(f"no artifact with id {text[9:]} in the store")
+    by_name = store.artifacts(f"name = {quote(text)}")
+    if by_name:
+        return newest(by_name)
+    if _MD5.match(text):
+        by_uri = store.artifacts_by_uri(text)
+        if by_uri:
+            return newest(by_uri)
+    path = text[2:] if text.startswith("./") else text
+    by_path = [a for a in store.artifacts(f"name LIKE {quote(path + ':%')}") if a.path == path]
+    if by_path:
+        return newest(by_path)
+    if ":" in path:
+        head, _, prefix = path.rpartition(":")
+        if _MD5_PREFIX.match(prefix):
+            matches = [
+                a for a in store.artifacts(f"name LIKE {quote(head + ':' + prefix + '%')}") if a.path == head
+            ]
+            if matches:
+                return _unique_prefix(matches, prefix)
+    if _MD5_PREFIX.match(text):
+        matches = store.artifacts(f"uri LIKE {quote(text + '%')}")
+        if matches:
+            return _unique_prefix(matches, text)
+    raise ArtifactNotFoundError(f"no artifact matches {text!r} (give a recorded path, an md5 or a name)")
+
+
+def _unique_prefix(matches: list[ArtifactRecord], prefix: str) -> ArtifactRecord:
+    uris = sorted({a.uri for a in matches})
+    if len(uris) > 1:
+        shown = ", ".join(u[:12] for u in uris[:5])
+        raise InvalidArgumentError(f"md5 prefix {prefix!r} is ambiguous: {shown}{', ...' if len(uris) > 5 else ''}")
+    return newest(matches)
+
+
+def find_execution(store: MetadataStore, text: str) -> ExecutionRecord:
+    """The execution a user means: an id (``12`` or ``execution:12``) or an execution uuid.
+
+    Raises:
+        ArtifactNotFoundError: No such execution (it is the "not in the store" error).
+    """
+    text = text.strip()
+    raw = text[10:] if text.startswith("execution:") else text
+    if raw.isdigit():
+        found = store.execution(int(raw))
+        if found is not None:
+            return found
+        raise ArtifactNotFoundError(f"no execution with id {raw} in the store")
+    found_by_uuid = store.executions(f"properties.Execution_uuid.string_value = {quote(raw)}")
+    if found_by_uuid:
+        return found_by_uuid[0]
+    raise ArtifactNotFoundError(f"no execution {text!r} in the store")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """A point in time from ``2024-05-01``, ``2024-05-01T10:00``, or relative ``30m``/``6h``/``2d``/``1w``.
+
+    Dates without a time zone are local time.
+
+    Raises:
+        InvalidArgumentError: The text is neither.
+    """
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    rel = _RELATIVE.match(text)
+    if rel:
+        return now - timedelta(**{_UNITS[rel.group(2)]: int(rel.group(1))})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--since: {text!r} is not a date (2024-05-01, 2024-05-01T10:00) or a duration (30m, 6h, 2d, 1w)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time, the way people type dates
+    return parsed
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
+
+
+def fmt_ms(ms: int | None) -> str:
+    """A store timestamp (ms since the epoch) as local ``YYYY-MM-DD HH:MM:SS``."""
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """A store timestamp as ISO 8601 UTC (for JSON)."""
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def fmt_duration(start_iso: object, end_iso: object) -> str:
+    """``1.2s`` / ``3m04s`` between two ISO timestamps, or empty when one is missing."""
+    try:
+        start = datetime.fromisoformat(str(start_iso))
+        end = datetime.fromisoformat(str(end_iso))
+    except ValueError:
+        return ""
+    seconds = (end - start).total_seconds()
+    if seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

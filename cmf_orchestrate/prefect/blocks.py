@@ -1,0 +1,116 @@
+"""The ``CmfConfig`` Prefect block: where cmf-orchestrate records, kept in Prefect.
+
+Save one block per environment (``CmfConfig(store=...).save("prod")``) and name it in
+``@cmf_task(config="prod")`` or ``@cmf_flow(config="prod")``. Fields left empty fall
+back to the environment and the project's ``cmf-orchestrate.toml``, exactly as
+:meth:`cmf_orchestrate.CmfSettings.from_env` does without a block.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from cmf_orchestrate.errors import ConfigError
+from cmf_orchestrate.settings import CmfSettings
+
+__all__ = ["CmfConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+class CmfConfig(Block):
+    """Settings of cmf-orchestrate stored as a Prefect block.
+
+    Attributes:
+        store: MLMD store: a path relative to the project root, ``sqlite:///path``,
+            ``postgresql://user@host:port/db`` or ``mysql://user@host:port/db``.
+        store_password: Password of a PostgreSQL or MySQL store, kept secret and
+            merged into ``store`` only in memory.
+        project_root: Root of the project (its DVC repository and relative paths).
+        graph: Mirror executions into Neo4j; empty lets the environment decide.
+        neo4j_uri: Bolt URL of the Neo4j server.
+        neo4j_user: Neo4j user name.
+        neo4j_password: Neo4j password, kept secret.
+        pipeline: Pipeline name replacing the flow name.
+
+    Example:
+        ```python
+        from cmf_orchestrate.prefect import CmfConfig, cmf_task
+
+        CmfConfig(store="postgresql://cmf@db:5432/cmf", project_root="/srv/project").save("prod")
+
+        @cmf_task(config="prod")
+        def train(): ...
+        ```
+    """
+
+    _block_type_name: ClassVar[str] = "CMF Config"
+    _block_type_slug: ClassVar[str] = "cmf-config"
+    _description: ClassVar[str] = (
+        "Where cmf-orchestrate records the lineage of Prefect task runs: the ML Metadata store, "
+        "the project (DVC) root and the optional Neo4j graph."
+    )
+    _code_example: ClassVar[str] = """
+```python
+from cmf_orchestrate.prefect import CmfConfig, cmf_task
+
+@cmf_task(config="BLOCK_NAME")
+def train(): ...
+```
+"""
+
+    store: str | None = Field(
+        default=None,
+        description="ML Metadata store: a path, sqlite:///path, postgresql://user@host:port/db or mysql://...",
+        examples=["mlmd", "postgresql://cmf@127.0.0.1:5432/cmf"],
+    )
+    store_password: SecretStr | None = Field(
+        default=None, description="Password of a PostgreSQL or MySQL store."
+    )
+    project_root: str | None = Field(
+        default=None, description="Project root: artifact paths are relative to it; it holds the DVC repository."
+    )
+    graph: bool | None = Field(default=None, description="Mirror executions into Neo4j.")
+    neo4j_uri: str | None = Field(default=None, description="Bolt URL of the Neo4j server.")
+    neo4j_user: str | None = Field(default=None, description="Neo4j user name.")
+    neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
+    pipeline: str | None = Field(default=None, description="Pipeline name replacing the flow name.")
+
+    def to_settings(self, environ: dict[str, str] | None = None) -> CmfSettings:
+        """The core settings this block describes, completed from the environment.
+
+        Args:
+            environ: Environment to complete empty fields from (default: ``os.environ``).
+
+        Raises:
+            ConfigError: A value is invalid (a malformed store URL, for example).
+        """
+        overrides: dict[str, Any] = {
+            "store": _with_password(self.store, self.store_password),
+            "project_root": self.project_root or None,
+            "graph": self.graph,
+            "neo4j_uri": self.neo4j_uri or None,
+            "neo4j_user": self.neo4j_user or None,
+            "neo4j_password": self.neo4j_password.get_secret_value() if self.neo4j_password else None,
+            "pipeline": self.pipeline or None,
+        }
+        return CmfSettings.from_env(environ, **overrides)
+
+
+def _with_password(store: str | None, password: SecretStr | None) -> str | None:
+    """``store`` with ``password`` set in its URL (server stores only)."""
+    if not store or password is None or not password.get_secret_value():
+        return store or None
+    parts = urlsplit(store)
+    if "://" not in store or parts.scheme.startswith("sqlite"):
+        raise ConfigError("store_password is set but the store is not a PostgreSQL or MySQL URL")
+    if parts.password:
+        raise ConfigError("store_password is set and the store URL already holds a password")
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password.get_secret_value(), safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

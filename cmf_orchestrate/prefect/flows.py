@@ -1,0 +1,180 @@
+"""Flow-level defaults and the end-of-flow lineage summary.
+
+``@cmf_flow`` is :func:`prefect.flow` plus two CMF options: a pipeline name and a
+config that the flow's ``@cmf_task`` tasks use unless they set their own. Any flow
+running a recorded task, ``@flow`` included, publishes at its end a markdown artifact
+listing the executions recorded in that flow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
+
+from prefect import Flow
+from prefect import flow as prefect_flow
+from prefect.context import FlowRunContext
+
+from cmf_orchestrate.errors import CmfError, InvalidArgumentError
+from cmf_orchestrate.prefect import _ledger, _summary
+from cmf_orchestrate.prefect._config import ConfigSource, settings_from, validate_source
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import State
+
+__all__ = ["FlowDefaults", "cmf_flow", "flow_defaults", "publish_summary"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class FlowDefaults:
+    """CMF options of a flow, used by its tasks unless they set their own.
+
+    Attributes:
+        pipeline: Pipeline name replacing the flow's name.
+        config: Block name, block or settings the flow's tasks record with.
+    """
+
+    pipeline: str | None = None
+    config: ConfigSource | None = None
+
+
+# Keyed by the user's function, which ``Flow.with_options`` copies are built on too.
+_defaults: weakref.WeakKeyDictionary[Callable[..., Any], FlowDefaults] = weakref.WeakKeyDictionary()
+_hooks_lock = threading.Lock()
+
+
+def flow_defaults(flow: Flow[Any, Any] | None = None) -> FlowDefaults | None:
+    """The CMF options of ``flow`` (default: the running flow), if it has any."""
+    if flow is None:
+        ctx = FlowRunContext.get()
+        if ctx is None:
+            return None
+        flow = ctx.flow
+    try:
+        return _defaults.get(flow.fn)
+    except TypeError:  # an unhashable or non-weakrefable callable
+        return None
+
+
+def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Flow state hook: publish the executions the flow run recorded as a markdown artifact.
+
+    Installed automatically (on completion and on failure) on ``@cmf_flow`` flows and
+    on any flow that runs a ``@cmf_task``; it can also be listed explicitly in
+    ``on_completion`` / ``on_failure``. Failures are logged, never raised: a summary
+    never changes the outcome of a flow run.
+    """
+    from cmf_orchestrate.prefect import _readback
+
+    scope = str(flow_run.id)
+    stores = _ledger.take_stores(scope)
+    defaults = flow_defaults(flow)
+    if defaults is not None and defaults.config is not None:
+        try:
+            stores.append(settings_from(defaults.config, scope))
+        except CmfError as exc:
+            logger.warning("CMF summary of flow run %s: %s", flow_run.name, exc)
+    seen: set[str] = set()
+    for settings in stores:
+        identity = settings.location.identity
+        if identity in seen:
+            continue
+        seen.add(identity)
+        try:
+            snapshots = _readback.executions_of_flow_run(settings, scope)
+            if not snapshots:
+                continue
+            markdown = _summary.render(flow_run.name, scope, settings.location.redacted, snapshots)
+            pipeline = snapshots[0].pipeline.name
+            _readback.publish_markdown(
+                key=_summary.artifact_key(pipeline),
+                markdown=markdown,
+                description=f"CMF executions of flow run {flow_run.name} ({state.name})",
+                flow_run_id=flow_run.id,
+            )
+        except Exception:
+            # A summary is a report: it must not turn a finished flow run into a crash.
+            logger.exception("CMF summary of flow run %s could not be published", flow_run.name)
+
+
+def install_summary(flow: Flow[Any, Any]) -> None:
+    """Add :func:`publish_summary` to the completion and failure hooks of ``flow`` (once)."""
+    with _hooks_lock:
+        for hooks in (flow.on_completion_hooks, flow.on_failure_hooks):
+            if publish_summary not in hooks:
+                hooks.append(publish_summary)
+
+
+def _build(
+    fn: Callable[P, R], pipeline: str | None, config: ConfigSource | None, flow_kwargs: dict[str, Any]
+) -> Flow[P, R]:
+    if isinstance(fn, Flow):
+        raise InvalidArgumentError(
+            f"cmf_flow: {fn.name!r} is already a Prefect flow; apply @cmf_flow to the plain function instead of @flow"
+        )
+    created = cast("Flow[P, R]", prefect_flow(**flow_kwargs)(fn))
+    _defaults[created.fn] = FlowDefaults(pipeline=pipeline, config=validate_source(config))
+    install_summary(created)
+    return created
+
+
+@overload
+def cmf_flow(__fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def cmf_flow(
+    __fn: Literal[None] = None,
+    /,
+    *,
+    pipeline: str | None = None,
+    config: ConfigSource | None = None,
+    **flow_kwargs: Any,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def cmf_flow(
+    __fn: Callable[P, R] | None = None,
+    /,
+    *,
+    pipeline: str | None = None,
+    config: ConfigSource | None = None,
+    **flow_kwargs: Any,
+) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
+    """A Prefect flow with CMF defaults for its recorded tasks.
+
+    Works bare and with arguments; every keyword of :func:`prefect.flow` passes through.
+    The result is an ordinary :class:`prefect.Flow` (``with_options`` copies keep the
+    defaults) that publishes the lineage summary artifact at the end of each run.
+
+    Args:
+        __fn: The function, when used bare.
+        pipeline: Pipeline name replacing the flow's name for its tasks.
+        config: Block name, :class:`~cmf_orchestrate.prefect.CmfConfig` or
+            :class:`~cmf_orchestrate.CmfSettings` used by tasks without their own.
+        **flow_kwargs: Options of :func:`prefect.flow`.
+
+    Returns:
+        A :class:`prefect.Flow` (or, with arguments, a decorator making one).
+
+    Raises:
+        InvalidArgumentError: The decorated object is a Prefect flow already.
+        ConfigError: ``config`` is of an unsupported type.
+    """
+    if __fn is not None:
+        return _build(__fn, pipeline, config, flow_kwargs)
+
+    def decorator(fn: Callable[P, R]) -> Flow[P, R]:
+        return _build(fn, pipeline, config, flow_kwargs)
+
+    return decorator

@@ -1,0 +1,262 @@
+"""``@cmf_task``: a Prefect task whose every attempt is recorded in CMF.
+
+The decorator wraps the user function and hands the wrapper to :func:`prefect.task`
+with every task option unchanged, so the result is an ordinary Prefect task:
+``.submit()``, ``.map()``, retries, timeouts, tags, task runners and caching behave as
+with ``@task``. The wrapper translates Prefect's run context into a
+:class:`~cmf_orchestrate.run.RunInfo` and runs the function inside the core run
+lifecycle; it records nothing itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
+
+from prefect import Task
+from prefect import task as prefect_task
+from typing_extensions import Unpack
+
+from cmf_orchestrate.artifacts import ArtifactSpec
+from cmf_orchestrate.errors import InvalidArgumentError
+from cmf_orchestrate.prefect import _assets, _context, _ledger
+from cmf_orchestrate.prefect._compat import keep_task_key
+from cmf_orchestrate.prefect._config import ConfigSource, asettings_from, settings_from, validate_source
+from cmf_orchestrate.prefect.flows import flow_defaults, install_summary
+from cmf_orchestrate.run import RunInfo, TaskRun, callable_name, code_fingerprint, task_run
+
+if TYPE_CHECKING:
+    from prefect.tasks import TaskOptions
+
+    from cmf_orchestrate.settings import CmfSettings
+
+__all__ = ["cmf_task"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """What one decorated function records, fixed at decoration time."""
+
+    fn: Callable[..., Any]
+    signature: inspect.Signature
+    inputs: tuple[ArtifactSpec, ...]
+    outputs: tuple[ArtifactSpec, ...]
+    pipeline: str | None
+    config: ConfigSource | None
+    command: str
+    fingerprint: str = field(default="")
+
+    def resolve_source(self) -> ConfigSource | None:
+        """The task's config, else its flow's, else ``None`` (the environment)."""
+        if self.config is not None:
+            return self.config
+        defaults = flow_defaults()
+        return defaults.config if defaults is not None else None
+
+    def prepare(
+        self, settings: CmfSettings, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CmfSettings, RunInfo]:
+        """The settings and :class:`RunInfo` of one attempt.
+
+        Pipeline name, first set wins: the task's ``pipeline``, the flow's
+        (``@cmf_flow(pipeline=...)``), the settings' ``pipeline`` (block, environment),
+        the flow's name, the task's name (a task run outside a flow).
+
+        Raises:
+            TemplateError: A declared path names an unknown placeholder.
+        """
+        values = _context.bind_arguments(self.signature, args, kwargs)
+        defaults = flow_defaults()
+        explicit = self.pipeline or (defaults.pipeline if defaults is not None else None)
+        if explicit:
+            # The core lets settings.pipeline win over RunInfo.pipeline; an explicit
+            # per-task or per-flow name must win over both.
+            settings = settings.replace(pipeline=explicit)
+        stage = _context.task_name(self.fn.__name__)
+        info = RunInfo(
+            orchestrator=_context.ORCHESTRATOR,
+            pipeline=explicit or settings.pipeline or _context.flow_name() or stage,
+            stage=stage,
+            command=self.command,
+            parameters=_context.parameters(values),
+            facts=_context.run_facts(),
+            inputs=tuple(spec.render(values) for spec in self.inputs),
+            outputs=tuple(spec.render(values) for spec in self.outputs),
+            code_fingerprint=self.fingerprint or None,
+        )
+        return settings, info
+
+    @contextmanager
+    def recorded(self, settings: CmfSettings, info: RunInfo) -> Iterator[TaskRun]:
+        """Run the body as one recorded attempt and announce its outputs as assets."""
+        root = settings.project_root
+        _assets.declare((s.path for s in info.inputs), (s.path for s in info.outputs), root)
+        running_flow = _context.running_flow()
+        if running_flow is not None:
+            install_summary(running_flow)
+            _ledger.note_store(_context.flow_run_scope(), settings)
+        with task_run(info, settings) as run:
+            yield run
+        _assets.describe(
+            run.outputs,
+            root,
+            {"mlmd_execution_id": run.execution_id, "pipeline": run.pipeline.name, "stage": info.stage},
+        )
+
+
+def _wrap(recording: _Recording) -> Callable[..., Any]:
+    fn = recording.fn
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            scope = _context.flow_run_scope()
+            settings = await asettings_from(recording.resolve_source(), scope)
+            settings, info = recording.prepare(settings, args, kwargs)
+            with recording.recorded(settings, info):
+                return await cast(Callable[..., Awaitable[Any]], fn)(*args, **kwargs)
+
+        wrapper: Callable[..., Any] = run_async
+    else:
+
+        @functools.wraps(fn)
+        def run_sync(*args: Any, **kwargs: Any) -> Any:
+            scope = _context.flow_run_scope()
+            settings = settings_from(recording.resolve_source(), scope)
+            settings, info = recording.prepare(settings, args, kwargs)
+            with recording.recorded(settings, info):
+                return fn(*args, **kwargs)
+
+        wrapper = run_sync
+    return wrapper
+
+
+def _specs(value: Sequence[ArtifactSpec] | ArtifactSpec | None, what: str) -> tuple[ArtifactSpec, ...]:
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, ArtifactSpec) else tuple(value)
+    for item in items:
+        if not isinstance(item, ArtifactSpec):
+            raise InvalidArgumentError(
+                f"cmf_task {what}: expected Dataset, Model, Metrics or Dataslice declarations, got {item!r}"
+            )
+    return items
+
+
+def _build(
+    fn: Callable[P, R],
+    inputs: Sequence[ArtifactSpec] | ArtifactSpec | None,
+    outputs: Sequence[ArtifactSpec] | ArtifactSpec | None,
+    pipeline: str | None,
+    config: ConfigSource | None,
+    task_kwargs: dict[str, Any],
+) -> Task[P, R]:
+    if isinstance(fn, Task):
+        raise InvalidArgumentError(
+            f"cmf_task: {fn.name!r} is already a Prefect task; apply @cmf_task to the plain function instead of @task"
+        )
+    if not callable(fn):
+        raise InvalidArgumentError(f"cmf_task: expected a function, got {fn!r}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise InvalidArgumentError(
+            f"cmf_task: {getattr(fn, '__name__', fn)!r} is a generator; its outputs exist only once it is "
+            "consumed, so it cannot be recorded as one attempt"
+        )
+    recording = _Recording(
+        fn=fn,
+        signature=inspect.signature(fn),
+        inputs=_specs(inputs, "inputs"),
+        outputs=_specs(outputs, "outputs"),
+        pipeline=pipeline,
+        config=validate_source(config),
+        command=callable_name(fn),
+        fingerprint=code_fingerprint(fn),
+    )
+    wrapper = _wrap(recording)
+    keep_task_key(wrapper, fn)
+    created = prefect_task(**task_kwargs)(wrapper)
+    keep_task_key(created, fn)
+    return cast("Task[P, R]", created)
+
+
+@overload
+def cmf_task(__fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def cmf_task(
+    __fn: Literal[None] = None,
+    /,
+    *,
+    inputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
+    outputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
+    pipeline: str | None = None,
+    config: ConfigSource | None = None,
+    **task_kwargs: Unpack[TaskOptions],
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def cmf_task(
+    __fn: Callable[P, R] | None = None,
+    /,
+    *,
+    inputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
+    outputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
+    pipeline: str | None = None,
+    config: ConfigSource | None = None,
+    **task_kwargs: Any,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Make a function a Prefect task whose every attempt is recorded in CMF.
+
+    Works bare (``@cmf_task``) and with arguments. Every keyword of
+    :func:`prefect.task` (``name``, ``retries``, ``timeout_seconds``, ``tags``,
+    ``cache_policy``, ...) passes through unchanged.
+
+    Each attempt (Prefect ``run_count``) becomes one MLMD execution of the stage named
+    after the task, in the pipeline named after the flow. Declared inputs are hashed
+    before the function runs; a missing one fails the attempt without running it.
+    Declared outputs are hashed, added to the DVC cache and recorded after it returns;
+    a missing one fails the attempt. An exception of the function reaches Prefect
+    unchanged, so retries happen as configured. Inside the function,
+    :func:`cmf_orchestrate.current_run` returns the running execution.
+
+    Args:
+        __fn: The function, when used bare.
+        inputs: Declarations read by the task; ``{name}`` placeholders are filled from
+            the task's arguments.
+        outputs: Declarations written by the task, templated the same way.
+        pipeline: Pipeline name replacing the flow's name for this task.
+        config: A saved :class:`~cmf_orchestrate.prefect.CmfConfig` block's name, a
+            block, or :class:`~cmf_orchestrate.CmfSettings`; default: the flow's
+            (``@cmf_flow(config=...)``), else the environment.
+        **task_kwargs: Options of :func:`prefect.task`.
+
+    Returns:
+        A :class:`prefect.Task` (or, with arguments, a decorator making one).
+
+    Raises:
+        InvalidArgumentError: The decorated object is not a plain function (a Prefect
+            task already, or a generator), or a declaration is of the wrong type.
+        ConfigError: ``config`` is of an unsupported type.
+
+    At call time, an attempt fails with :class:`~cmf_orchestrate.errors.TemplateError`
+    (unknown placeholder), :class:`~cmf_orchestrate.errors.ArtifactNotFoundError`
+    (missing input or output) or the function's own exception.
+    """
+    if __fn is not None:
+        return _build(__fn, inputs, outputs, pipeline, config, task_kwargs)
+
+    def decorator(fn: Callable[P, R]) -> Task[P, R]:
+        return _build(fn, inputs, outputs, pipeline, config, task_kwargs)
+
+    return decorator

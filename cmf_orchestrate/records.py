@@ -1,0 +1,208 @@
+"""Typed value objects passed between the layers.
+
+ML Metadata protos, DVC objects and Neo4j records never leave their own module; the
+rest of the code and the public read API speak in these small frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ArtifactKind",
+    "ArtifactRecord",
+    "ContextRecord",
+    "EventRecord",
+    "EventType",
+    "ExecutionRecord",
+    "ExecutionSnapshot",
+    "ExecutionState",
+    "Value",
+]
+
+#: A property value as stored: MLMD keeps strings, integers and floats.
+Value = str | int | float
+
+
+class ArtifactKind(str, enum.Enum):
+    """The CMF artifact types; the value is the MLMD type name."""
+
+    DATASET = "Dataset"
+    MODEL = "Model"
+    METRICS = "Metrics"
+    STEP_METRICS = "Step_Metrics"
+    DATASLICE = "Dataslice"
+    ENVIRONMENT = "Environment"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ExecutionState(str, enum.Enum):
+    """Execution states, named as in ML Metadata."""
+
+    UNKNOWN = "UNKNOWN"
+    NEW = "NEW"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CACHED = "CACHED"
+    CANCELED = "CANCELED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventType(str, enum.Enum):
+    """Direction of an artifact relative to an execution."""
+
+    INPUT = "INPUT"
+    OUTPUT = "OUTPUT"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ContextRecord:
+    """A pipeline (``Parent_Context``) or stage (``Pipeline_Stage``) context."""
+
+    id: int
+    name: str
+    type: str
+    properties: Mapping[str, Value] = field(default_factory=dict)
+    custom_properties: Mapping[str, Value] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "properties": dict(self.properties),
+            "custom_properties": dict(self.custom_properties),
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution: a single run attempt of a stage."""
+
+    id: int
+    name: str
+    type: str
+    state: ExecutionState
+    properties: Mapping[str, Value] = field(default_factory=dict)
+    custom_properties: Mapping[str, Value] = field(default_factory=dict)
+    create_time_ms: int = 0
+    update_time_ms: int = 0
+
+    @property
+    def uuid(self) -> str:
+        """The CMF ``Execution_uuid`` property."""
+        return str(self.properties.get("Execution_uuid", ""))
+
+    @property
+    def pipeline(self) -> str:
+        """Name of the pipeline the execution belongs to."""
+        return str(self.properties.get("Pipeline_Type", ""))
+
+    @property
+    def stage_id(self) -> int:
+        """Id of the stage context the execution is associated to."""
+        return int(self.properties.get("Context_ID", 0))
+
+    @property
+    def pipeline_id(self) -> int:
+        """Id of the pipeline context."""
+        return int(self.properties.get("Pipeline_id", 0))
+
+    def fact(self, name: str, default: Value | None = None) -> Value | None:
+        """An orchestration fact (reserved custom property ``cmf.<name>``)."""
+        return self.custom_properties.get(f"cmf.{name}", default)
+
+    @property
+    def parameters(self) -> dict[str, Value]:
+        """User parameters: the custom properties outside the reserved ``cmf.`` namespace."""
+        return {k: v for k, v in self.custom_properties.items() if not k.startswith("cmf.")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "state": self.state.value,
+            "properties": dict(self.properties),
+            "custom_properties": dict(self.custom_properties),
+            "create_time_since_epoch": self.create_time_ms,
+            "last_update_time_since_epoch": self.update_time_ms,
+        }
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """One artifact: content identified by its DVC md5 (``uri``)."""
+
+    id: int
+    kind: str
+    name: str
+    uri: str
+    properties: Mapping[str, Value] = field(default_factory=dict)
+    custom_properties: Mapping[str, Value] = field(default_factory=dict)
+    create_time_ms: int = 0
+
+    @property
+    def path(self) -> str:
+        """Project-relative path the artifact was recorded from."""
+        name = self.name
+        if self.kind == ArtifactKind.MODEL.value:
+            # <path>:<md5>:<execution id>
+            name = name.rsplit(":", 1)[0]
+        if self.uri and name.endswith(":" + self.uri):
+            return name[: -len(self.uri) - 1]
+        return name
+
+    @property
+    def md5(self) -> str:
+        """The DVC md5 (``<md5>.dir`` for a directory)."""
+        return self.uri
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "id": self.id,
+            "type": self.kind,
+            "name": self.name,
+            "uri": self.uri,
+            "path": self.path,
+            "properties": dict(self.properties),
+            "custom_properties": dict(self.custom_properties),
+            "create_time_since_epoch": self.create_time_ms,
+        }
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An INPUT or OUTPUT link between an execution and an artifact."""
+
+    execution_id: int
+    artifact_id: int
+    type: EventType
+    time_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutionSnapshot:
+    """An execution with its contexts and artifacts: what the graph layer mirrors."""
+
+    pipeline: ContextRecord
+    stage: ContextRecord
+    execution: ExecutionRecord
+    inputs: tuple[ArtifactRecord, ...] = ()
+    outputs: tuple[ArtifactRecord, ...] = ()
+    #: For each input artifact id, the executions that produced it.
+    producers: Mapping[int, tuple[int, ...]] = field(default_factory=dict)

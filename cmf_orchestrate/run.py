@@ -1,0 +1,703 @@
+"""The task-run lifecycle shared by every adapter and the seed API.
+
+open (pipeline, stage, execution RUNNING) -> record declared inputs -> user code ->
+record declared outputs -> COMPLETE, or FAILED with the error. Each step that writes
+is one ML Metadata transaction, so a crash never leaves half of a step recorded.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import inspect
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from cmf_orchestrate._environment import environment_file
+from cmf_orchestrate._git import GitInfo, git_info
+from cmf_orchestrate.artifacts import ArtifactSpec, Dataslice, Metrics, Model
+from cmf_orchestrate.errors import (
+    ArtifactError,
+    ArtifactNotFoundError,
+    CmfError,
+    InvalidArgumentError,
+    NoActiveRunError,
+)
+from cmf_orchestrate.records import ArtifactKind, ArtifactRecord, ContextRecord, EventType, ExecutionRecord, ExecutionState
+from cmf_orchestrate.settings import CmfSettings
+from cmf_orchestrate.store import ArtifactDraft, MetadataStore, check_reserved, open_store
+from cmf_orchestrate.versioning import ContentHash, Versioner, versioner_for
+
+__all__ = [
+    "FACT_PREFIX",
+    "RESERVED_FACTS",
+    "DataSlice",
+    "RunInfo",
+    "TaskRun",
+    "code_fingerprint",
+    "current_run",
+    "open_run",
+    "task_run",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Orchestration facts are custom properties named ``cmf.<fact>``; user keys cannot use it.
+FACT_PREFIX = "cmf."
+
+#: The documented orchestration facts (without the prefix).
+RESERVED_FACTS: Mapping[str, str] = {
+    "orchestrator": "airflow, prefect or cmf (the seed API)",
+    "pipeline_run_id": "DAG run id / flow run id",
+    "pipeline_run_name": "flow run name",
+    "run_id": "orchestrator run id of the task's pipeline run",
+    "task_run_id": "Prefect task run id / Airflow task instance key",
+    "attempt": "attempt number (Prefect run_count, Airflow try_number)",
+    "map_index": "index of a mapped task instance",
+    "logical_date": "logical date of the run (ISO 8601)",
+    "dag_id": "Airflow DAG id",
+    "flow_run_id": "Prefect flow run id",
+    "flow_run_name": "Prefect flow run name",
+    "operator": "Airflow operator class",
+    "task_key": "Prefect task key",
+    "start_time": "when the attempt started (ISO 8601)",
+    "end_time": "when the attempt ended (ISO 8601)",
+    "hostname": "host that ran the attempt",
+    "pid": "process id that ran the attempt",
+    "code_fingerprint": "md5 of the task callable's source",
+    "error_type": "exception type of a failed attempt",
+    "error_message": "exception message of a failed attempt",
+    "state_reason": "why the state was set (e.g. abandoned)",
+    "graph_synced": "1 when mirrored to the graph store, 0 when pending",
+}
+
+_current: contextvars.ContextVar[TaskRun | None] = contextvars.ContextVar("cmf_orchestrate_current_run", default=None)
+
+
+def current_run() -> TaskRun:
+    """The task run recording the code that is running now.
+
+    Raises:
+        NoActiveRunError: Called outside a recorded task run.
+    """
+    run = _current.get()
+    if run is None or run.closed:
+        raise NoActiveRunError(
+            "current_run() was called outside a recorded task run "
+            "(use it inside a @cmf_task, CmfOperator or @task.cmf callable)"
+        )
+    return run
+
+
+def code_fingerprint(func: Callable[..., Any]) -> str:
+    """md5 of a callable's source (its bytecode when the source is unavailable)."""
+    target = inspect.unwrap(func)
+    try:
+        text = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        text = repr(code.co_code) if code is not None else repr(target)
+    name = getattr(target, "__qualname__", repr(target))
+    return hashlib.md5(f"{name}\n{text}".encode(), usedforsecurity=False).hexdigest()
+
+
+def callable_name(func: Callable[..., Any]) -> str:
+    """``module:qualname`` of a callable."""
+    target = inspect.unwrap(func)
+    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return pendulum.now("UTC").isoformat()
+
+
+def json_safe(value: Any) -> Any:
+    """A value MLMD can hold: numbers and strings as they are, containers as JSON, others as str."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if value is None:
+        return "None"
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What an adapter knows about a task run attempt.
+
+    Attributes:
+        orchestrator: ``airflow``, ``prefect`` or ``cmf``.
+        pipeline: Pipeline name (DAG id, flow name).
+        stage: Stage name (task id, task name).
+        command: The ``Execution`` property: callable name or command line.
+        parameters: User parameters, recorded as custom properties.
+        facts: Orchestration facts (keys from :data:`RESERVED_FACTS`, no prefix).
+        inputs: Declared inputs, already rendered.
+        outputs: Declared outputs, already rendered.
+        code_fingerprint: Fingerprint of the task's code.
+        execution_type: Execution type name (default: the stage name).
+    """
+
+    orchestrator: str
+    pipeline: str
+    stage: str
+    command: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Sequence[ArtifactSpec] = ()
+    outputs: Sequence[ArtifactSpec] = ()
+    code_fingerprint: str | None = None
+    execution_type: str | None = None
+
+    def __post_init__(self) -> None:
+        for what, value in (("pipeline", self.pipeline), ("stage", self.stage)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidArgumentError(f"RunInfo.{what} must be a non-empty string, got {value!r}")
+        unknown = [k for k in self.facts if k not in RESERVED_FACTS]
+        if unknown:
+            raise InvalidArgumentError(f"RunInfo.facts: unknown fact(s) {', '.join(sorted(unknown))}")
+        check_reserved(self.parameters, "parameters", FACT_PREFIX)
+        for spec in (*self.inputs, *self.outputs):
+            if not isinstance(spec, ArtifactSpec):
+                raise InvalidArgumentError(f"declared artifacts must be Dataset, Model, Metrics or Dataslice, got {spec!r}")
+
+
+class TaskRun:
+    """One recorded execution: an attempt of a stage, open until completed or failed.
+
+    Obtain one with :func:`task_run` (or :func:`open_run`); inside a task, with
+    :func:`current_run`. Its logging methods are the seed API's, bound to this execution.
+    """
+
+    def __init__(
+        self,
+        settings: CmfSettings,
+        store: MetadataStore,
+        versioner: Versioner,
+        pipeline: ContextRecord,
+        stage: ContextRecord,
+        execution: ExecutionRecord,
+        info: RunInfo,
+        git: GitInfo,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.versioner = versioner
+        self.pipeline = pipeline
+        self.stage = stage
+        self.execution = execution
+        self.info = info
+        self._git = git
+        self._lock = threading.RLock()
+        self._step_metrics: dict[str, list[dict[str, Any]]] = {}
+        self.inputs: list[ArtifactRecord] = []
+        self.outputs: list[ArtifactRecord] = []
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"TaskRun(execution_id={self.execution_id}, stage={self.stage.name!r}, state={self.execution.state.value})"
+
+    @property
+    def execution_id(self) -> int:
+        """MLMD id of the execution."""
+        return self.execution.id
+
+    @property
+    def execution_uuid(self) -> str:
+        """CMF ``Execution_uuid`` of the execution."""
+        return self.execution.uuid
+
+    @property
+    def pipeline_id(self) -> int:
+        """MLMD id of the pipeline context."""
+        return self.pipeline.id
+
+    @property
+    def stage_id(self) -> int:
+        """MLMD id of the stage context."""
+        return self.stage.id
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write(
+        self,
+        artifacts: Sequence[tuple[ArtifactDraft, EventType]],
+        state: ExecutionState | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> list[ArtifactRecord]:
+        with self._lock:
+            execution, records = self.store.write_execution(
+                execution_id=self.execution.id,
+                type_name=self.execution.type,
+                state=state or self.execution.state,
+                properties=properties,
+                custom_properties=custom_properties,
+                stage=self.stage,
+                artifacts=artifacts,
+            )
+            self.execution = execution
+            for record, (_, event) in zip(records, artifacts, strict=True):
+                (self.inputs if event is EventType.INPUT else self.outputs).append(record)
+            return records
+
+    def _ensure_open(self, what: str) -> None:
+        if self.closed:
+            raise CmfError(f"{what}: execution {self.execution_id} is already {self.execution.state.value}")
+
+    def _draft(self, spec: ArtifactSpec, content: ContentHash, event: EventType) -> ArtifactDraft:
+        custom = dict(spec.custom_properties)
+        check_reserved(custom, f"{type(spec).__name__}({spec.path!r}).custom_properties", FACT_PREFIX)
+        if isinstance(spec, Model):
+            return self._model_draft(content, event, spec.framework, spec.model_type, spec.model_name, custom)
+        if isinstance(spec, Metrics):
+            values = _read_metrics_file(self.versioner.root / content.path)
+            custom = {**values, **custom}
+            return ArtifactDraft(
+                ArtifactKind.METRICS, f"{content.path}:{content.md5}", content.md5, {"metrics_name": content.path}, custom
+            )
+        kind = ArtifactKind.DATASLICE if isinstance(spec, Dataslice) else ArtifactKind.DATASET
+        return self._file_draft(kind, content, custom)
+
+    def _file_draft(self, kind: ArtifactKind, content: ContentHash, custom: Mapping[str, Any]) -> ArtifactDraft:
+        props = {"git_repo": self._git.repo, "Commit": content.md5, "url": content.path}
+        if kind in (ArtifactKind.STEP_METRICS,):
+            props = {"Commit": content.md5, "url": content.path}
+        return ArtifactDraft(kind, f"{content.path}:{content.md5}", content.md5, props, custom)
+
+    def _model_draft(
+        self, content: ContentHash, event: EventType, framework: str, model_type: str, model_name: str, custom: Mapping[str, Any]
+    ) -> ArtifactDraft:
+        prefix = f"{content.path}:{content.md5}:"
+        if event is EventType.INPUT:
+            # A model read here is most likely the one an earlier execution wrote: reuse it.
+            for existing in self.store.artifacts_by_uri(content.md5):
+                if existing.kind == ArtifactKind.MODEL.value and existing.name.startswith(prefix):
+                    return ArtifactDraft(ArtifactKind.MODEL, existing.name, existing.uri, {}, custom)
+        props = {
+            "model_framework": framework or "Default",
+            "model_type": model_type or "Default",
+            "model_name": model_name or Path(content.path).name,
+            "Commit": content.md5,
+            "url": content.path,
+        }
+        return ArtifactDraft(ArtifactKind.MODEL, f"{prefix}{self.execution_id}", content.md5, props, custom)
+
+    def _hash_all(self, specs: Sequence[ArtifactSpec], direction: str) -> list[ContentHash]:
+        """Hash and cache every spec; report every missing path at once."""
+        missing: list[str] = []
+        for spec in specs:
+            rel = self.versioner.relpath(spec.path)
+            if not (self.versioner.root / rel).exists():
+                missing.append(rel)
+        if missing:
+            raise ArtifactNotFoundError(
+                f"declared {direction} missing for {self.stage.name!r}: {', '.join(repr(m) for m in missing)}"
+                f" (under {str(self.versioner.root)!r})"
+            )
+        return [self.versioner.commit(spec.path) for spec in specs]
+
+    def record_inputs(self, specs: Sequence[ArtifactSpec]) -> list[ArtifactRecord]:
+        """Check, hash, cache and record declared inputs in one transaction.
+
+        Raises:
+            ArtifactNotFoundError: A declared input is missing (nothing is recorded).
+            PathOutsideProjectError: A path lies outside the project root.
+        """
+        self._ensure_open("record_inputs")
+        hashes = self._hash_all(specs, "input(s)")
+        drafts = [(self._draft(s, h, EventType.INPUT), EventType.INPUT) for s, h in zip(specs, hashes, strict=True)]
+        return self._write(drafts) if drafts else []
+
+    def complete(self, outputs: Sequence[ArtifactSpec] | None = None) -> ExecutionRecord:
+        """Record declared outputs and mark the execution COMPLETE, in one transaction.
+
+        Raises:
+            ArtifactNotFoundError: A declared output is missing; the execution is then FAILED.
+        """
+        self._ensure_open("complete")
+        specs = self.info.outputs if outputs is None else outputs
+        try:
+            hashes = self._hash_all(specs, "output(s)")
+            drafts = [(self._draft(s, h, EventType.OUTPUT), EventType.OUTPUT) for s, h in zip(specs, hashes, strict=True)]
+            drafts.extend(self._pending_step_metrics())
+        except CmfError as exc:
+            self.fail(exc)
+            raise
+        self._write(drafts, ExecutionState.COMPLETE, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit})
+        self._close()
+        return self.execution
+
+    def fail(self, error: BaseException, reason: str | None = None) -> ExecutionRecord:
+        """Mark the execution FAILED with the error's type and message."""
+        if self.closed:
+            return self.execution
+        facts = self._end_facts()
+        facts[FACT_PREFIX + "error_type"] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        facts[FACT_PREFIX + "error_message"] = _scrub(str(error), self.settings)[:4000]
+        if reason:
+            facts[FACT_PREFIX + "state_reason"] = reason
+        self._write([], ExecutionState.FAILED, facts)
+        self._close()
+        return self.execution
+
+    def _end_facts(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {FACT_PREFIX + "end_time": now_iso()}
+        if self.settings.graph:
+            facts[FACT_PREFIX + "graph_synced"] = 0
+        return facts
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.settings.graph:
+            _mirror(self)
+
+    # -- the seed API, bound to this execution -----------------------------------------------
+
+    def log_dataset(
+        self, url: str | os.PathLike[str], event: str, custom_properties: Mapping[str, Any] | None = None
+    ) -> ArtifactRecord:
+        """Record a dataset file or directory as an input or output of this execution.
+
+        Raises:
+            InvalidArgumentError: ``event`` is not "input" or "output".
+            ArtifactNotFoundError: The path does not exist.
+            PathOutsideProjectError: The path lies outside the project root.
+        """
+        direction = _event(event)
+        self._ensure_open("log_dataset")
+        content = self._hash_one(url)
+        custom = dict(custom_properties or {})
+        check_reserved(custom, "log_dataset custom_properties", FACT_PREFIX)
+        [record] = self._write([(self._file_draft(ArtifactKind.DATASET, content, custom), direction)])
+        return record
+
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        event: str,
+        model_framework: str = "Default",
+        model_type: str = "Default",
+        model_name: str = "Default",
+        custom_properties: Mapping[str, Any] | None = None,
+    ) -> ArtifactRecord:
+        """Record a model file or directory as an input or output of this execution.
+
+        Raises:
+            InvalidArgumentError: ``event`` is not "input" or "output".
+            ArtifactNotFoundError: The path does not exist.
+            PathOutsideProjectError: The path lies outside the project root.
+        """
+        direction = _event(event)
+        self._ensure_open("log_model")
+        content = self._hash_one(path)
+        custom = dict(custom_properties or {})
+        check_reserved(custom, "log_model custom_properties", FACT_PREFIX)
+        draft = self._model_draft(content, direction, model_framework, model_type, model_name, custom)
+        [record] = self._write([(draft, direction)])
+        return record
+
+    def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> ArtifactRecord:
+        """Record execution-level metrics as a ``Metrics`` output artifact.
+
+        Raises:
+            InvalidArgumentError: The name is empty or a value cannot be stored.
+        """
+        self._ensure_open("log_execution_metrics")
+        if not metrics_name or not isinstance(metrics_name, str):
+            raise InvalidArgumentError(f"log_execution_metrics: metrics_name must be a non-empty string, got {metrics_name!r}")
+        values = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
+        check_reserved(values, "log_execution_metrics custom_properties", FACT_PREFIX)
+        uri = str(uuid.uuid4())
+        draft = ArtifactDraft(
+            ArtifactKind.METRICS, f"{metrics_name}:{uri}:{self.execution_id}", uri, {"metrics_name": metrics_name}, values
+        )
+        [record] = self._write([(draft, EventType.OUTPUT)])
+        return record
+
+    def log_metric(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> None:
+        """Buffer one step of metrics (e.g. per epoch); :meth:`commit_metrics` records them.
+
+        Raises:
+            InvalidArgumentError: The name is empty.
+        """
+        self._ensure_open("log_metric")
+        if not metrics_name or not isinstance(metrics_name, str):
+            raise InvalidArgumentError(f"log_metric: metrics_name must be a non-empty string, got {metrics_name!r}")
+        with self._lock:
+            self._step_metrics.setdefault(metrics_name, []).append(dict(custom_properties or {}))
+
+    def commit_metrics(self, metrics_name: str) -> ArtifactRecord:
+        """Write the buffered steps of ``metrics_name`` to a parquet file, version it, record it.
+
+        Raises:
+            InvalidArgumentError: No step was logged under that name.
+        """
+        self._ensure_open("commit_metrics")
+        with self._lock:
+            rows = self._step_metrics.pop(metrics_name, None)
+        if not rows:
+            raise InvalidArgumentError(f"commit_metrics: no metrics were logged under {metrics_name!r}")
+        [(draft, event)] = [self._step_metrics_draft(metrics_name, rows)]
+        [record] = self._write([(draft, event)])
+        return record
+
+    def _step_metrics_draft(self, metrics_name: str, rows: list[dict[str, Any]]) -> tuple[ArtifactDraft, EventType]:
+        rel = f"cmf_artifacts/metrics/{_safe_name(metrics_name)}-{self.execution_uuid}.parquet"
+        _write_parquet(self.versioner.root / rel, rows)
+        content = self.versioner.commit(rel)
+        props = {"Commit": content.md5, "url": content.path}
+        return ArtifactDraft(ArtifactKind.STEP_METRICS, f"{content.path}:{content.md5}", content.md5, props, {"metrics_name": metrics_name}), EventType.OUTPUT
+
+    def _pending_step_metrics(self) -> list[tuple[ArtifactDraft, EventType]]:
+        # Steps logged but never committed are not lost: they are committed with the outputs.
+        with self._lock:
+            pending, self._step_metrics = self._step_metrics, {}
+        return [self._step_metrics_draft(name, rows) for name, rows in pending.items() if rows]
+
+    def create_dataslice(self, name: str) -> DataSlice:
+        """A data slice (a named subset of files) to fill with :meth:`DataSlice.add_data`.
+
+        Raises:
+            InvalidArgumentError: The name is empty.
+        """
+        if not name or not isinstance(name, str):
+            raise InvalidArgumentError(f"create_dataslice: name must be a non-empty string, got {name!r}")
+        return DataSlice(self, name)
+
+    def _hash_one(self, path: str | os.PathLike[str]) -> ContentHash:
+        rel = self.versioner.relpath(path)
+        if not (self.versioner.root / rel).exists():
+            raise ArtifactNotFoundError(f"artifact path {rel!r} does not exist (under {str(self.versioner.root)!r})")
+        return self.versioner.commit(rel)
+
+
+class DataSlice:
+    """A named subset of data files, recorded as one ``Dataslice`` artifact (a parquet of per-file hashes)."""
+
+    def __init__(self, run: TaskRun, name: str) -> None:
+        self.run = run
+        self.name = name
+        self._files: dict[str, dict[str, Any]] = {}
+
+    def add_data(self, path: str | os.PathLike[str], custom_properties: Mapping[str, Any] | None = None) -> None:
+        """Add a file (or directory) to the slice.
+
+        Raises:
+            ArtifactNotFoundError: The path does not exist.
+            PathOutsideProjectError: The path lies outside the project root.
+        """
+        content = self.run._hash_one(path)
+        self._files[content.path] = {"md5": content.md5, "size": content.size, **dict(custom_properties or {})}
+
+    def commit(self, custom_properties: Mapping[str, Any] | None = None) -> ArtifactRecord:
+        """Write the slice's parquet file, version it and record it as an output.
+
+        Raises:
+            InvalidArgumentError: The slice is empty.
+        """
+        if not self._files:
+            raise InvalidArgumentError(f"dataslice {self.name!r} has no data: call add_data() first")
+        rows = [{"path": path, **meta} for path, meta in sorted(self._files.items())]
+        rel = f"cmf_artifacts/dataslices/{_safe_name(self.name)}-{self.run.execution_uuid}.parquet"
+        _write_parquet(self.run.versioner.root / rel, rows)
+        content = self.run.versioner.commit(rel)
+        custom = {"dataslice_name": self.name, "files": len(rows), **dict(custom_properties or {})}
+        check_reserved(custom, "dataslice custom_properties", FACT_PREFIX)
+        draft = self.run._file_draft(ArtifactKind.DATASLICE, content, custom)
+        [record] = self.run._write([(draft, EventType.OUTPUT)])
+        return record
+
+
+def _event(event: str) -> EventType:
+    value = str(event).strip().lower() if isinstance(event, str) else None
+    if value == "input":
+        return EventType.INPUT
+    if value == "output":
+        return EventType.OUTPUT
+    raise InvalidArgumentError(f"event must be 'input' or 'output', got {event!r}")
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "metrics"
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, [])
+    normalised = {key: [json_safe(row.get(key)) if key in row else None for row in rows] for key in columns}
+    table = pa.table({k: _column(v) for k, v in normalised.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def _column(values: list[Any]) -> list[Any]:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int, float} or len(kinds) <= 1:
+        return values
+    return [None if v is None else str(v) for v in values]
+
+
+def _read_metrics_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"metrics file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"metrics file {str(path)!r} must hold a JSON object of metric values")
+    return {str(k): json_safe(v) for k, v in data.items()}
+
+
+def _scrub(text: str, settings: CmfSettings) -> str:
+    text = settings.location.scrub(text)
+    if settings.neo4j_password:
+        text = text.replace(settings.neo4j_password, "***")
+    return text
+
+
+def _mirror(run: TaskRun) -> None:
+    """Mirror the execution into the graph store; never fails the task."""
+    try:
+        from cmf_orchestrate import graph
+
+        graph.mirror_execution(run.settings, run.store, run.execution_id)
+    except Exception as exc:  # noqa: BLE001 - the graph is optional; MLMD stays the source of truth
+        logger.warning("graph mirror of execution %s failed: %s", run.execution_id, _scrub(str(exc), run.settings))
+
+
+def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInfo) -> None:
+    """Earlier attempts of this task run still RUNNING were abandoned by a killed worker."""
+    task_run_id = info.facts.get("task_run_id")
+    if not task_run_id:
+        return
+    from cmf_orchestrate.reconcile import mark_abandoned
+
+    query = f"last_known_state = RUNNING AND custom_properties.`{FACT_PREFIX}task_run_id`.string_value = '{_quote(str(task_run_id))}'"
+    for execution in store.executions_in_context(stage.id, query):
+        mark_abandoned(store, execution, "a later attempt of the same task run started")
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
+    """Open an execution (RUNNING) and record its environment and declared inputs.
+
+    Args:
+        info: What the orchestrator knows about the attempt.
+        settings: Where to record (default: :meth:`CmfSettings.from_env`).
+
+    Returns:
+        The open :class:`TaskRun`; call :meth:`TaskRun.complete` or :meth:`TaskRun.fail`.
+
+    Raises:
+        StoreUnavailableError: The metadata store cannot be reached.
+        ArtifactNotFoundError: A declared input is missing; the execution is FAILED.
+        PathOutsideProjectError: A declared path lies outside the project root; FAILED too.
+    """
+    settings = settings or CmfSettings.from_env()
+    store = open_store(settings.location)
+    versioner = versioner_for(settings.project_root)
+    pipeline_name = settings.pipeline or info.pipeline
+    pipeline = store.pipeline_context(pipeline_name)
+    stage = store.stage_context(pipeline, info.stage)
+    _reconcile_previous(store, stage, info)
+    git = git_info(settings.project_root)
+    exec_uuid = str(uuid.uuid4())
+    type_name = info.execution_type or info.stage
+    properties = {
+        "Execution_uuid": exec_uuid,
+        "Context_Type": type_name,
+        "Context_ID": stage.id,
+        "Execution": info.command or type_name,
+        "Pipeline_Type": pipeline.name,
+        "Pipeline_id": pipeline.id,
+        "Git_Repo": git.repo,
+        "Git_Start_Commit": git.commit,
+        "Git_End_Commit": "",
+    }
+    custom: dict[str, Any] = {k: json_safe(v) for k, v in info.parameters.items()}
+    facts: dict[str, Any] = {
+        "orchestrator": info.orchestrator,
+        "start_time": now_iso(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        **({"code_fingerprint": info.code_fingerprint} if info.code_fingerprint else {}),
+        **{k: v for k, v in info.facts.items() if v is not None},
+    }
+    custom.update({FACT_PREFIX + k: json_safe(v) for k, v in facts.items()})
+    versioner.ensure_repo()
+    env = environment_file(settings.project_root)
+    env_draft = ArtifactDraft(
+        ArtifactKind.ENVIRONMENT, f"{env.path}:{env.md5}", env.md5, {"git_repo": git.repo, "Commit": env.md5, "url": env.path}
+    )
+    execution, records = store.write_execution(
+        execution_id=None,
+        type_name=type_name,
+        name=f"{stage.name}:{exec_uuid}",
+        state=ExecutionState.RUNNING,
+        properties=properties,
+        custom_properties=custom,
+        stage=stage,
+        artifacts=[(env_draft, EventType.INPUT)],
+    )
+    run = TaskRun(settings, store, versioner, pipeline, stage, execution, info, git)
+    run.inputs.extend(records)
+    logger.debug("opened execution %s of %s", execution.id, stage.name)
+    if info.inputs:
+        try:
+            run.record_inputs(info.inputs)
+        except CmfError as exc:
+            run.fail(exc)
+            raise
+    return run
+
+
+@contextmanager
+def task_run(info: RunInfo, settings: CmfSettings | None = None) -> Iterator[TaskRun]:
+    """Record one task run attempt around the user's code.
+
+    The execution is RUNNING while the block runs and :func:`current_run` returns it.
+    On success declared outputs are recorded and the execution is COMPLETE; on an
+    exception it is FAILED with the error, and the exception propagates unchanged.
+
+    Raises:
+        ArtifactNotFoundError: A declared input (before the block) or output (after it) is missing.
+        StoreUnavailableError: The metadata store cannot be reached.
+    """
+    run = open_run(info, settings)
+    token = _current.set(run)
+    try:
+        yield run
+    except BaseException as exc:
+        try:
+            run.fail(exc)
+        except CmfError as record_error:
+            logger.error("could not record the failure of execution %s: %s", run.execution_id, record_error)
+        raise
+    else:
+        run.complete()
+    finally:
+        _current.reset(token)
+
+
