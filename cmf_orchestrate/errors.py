@@ -13,6 +13,8 @@ __all__ = [
     "ArtifactNotFoundError",
     "CmfError",
     "ConfigError",
+    "GraphError",
+    "GraphUnavailableError",
     "InvalidArgumentError",
     "NoActiveRunError",
     "PathOutsideProjectError",
@@ -40,6 +42,14 @@ class StoreError(CmfError):
 
 class StoreUnavailableError(StoreError):
     """The metadata store cannot be reached or opened."""
+
+
+class GraphError(CmfError):
+    """The Neo4j graph refused or failed a write (the metadata store is unaffected)."""
+
+
+class GraphUnavailableError(GraphError):
+    """Neo4j cannot be reached, refused the credentials, or timed out."""
 
 
 class ArtifactError(CmfError):

@@ -216,6 +216,70 @@ class CmfQuery:
             return [a for a in found if a.uri == latest.uri]
         raise ArtifactNotFoundError(f"no artifact named {ref!r} (by name, md5 or path) in {self.store.location.redacted}")
 
+    def resolve_artifact(self, text: str) -> ArtifactRecord:
+        """The one artifact a user means by ``text``.
+
+        Tried in order: a path (its newest version), an artifact name, a full md5, an
+        artifact id, a unique md5 prefix of at least 6 characters.
+
+        Raises:
+            ArtifactNotFoundError: Nothing matches.
+            InvalidArgumentError: An md5 prefix is ambiguous.
+        """
+        try:
+            return self.get_artifact(text)
+        except ArtifactNotFoundError:
+            pass
+        if text.isdigit():
+            found = self.store.artifacts_by_id([int(text)])
+            if found:
+                return found[0]
+        if len(text) >= 6 and all(c in "0123456789abcdef." for c in text.lower()):
+            matches = self.store.artifacts(f"uri LIKE '{_quote(text.lower())}%'")
+            uris = {a.uri for a in matches}
+            if len(uris) > 1:
+                raise InvalidArgumentError(f"md5 prefix {text!r} is ambiguous: {', '.join(sorted(uris)[:5])}")
+            if matches:
+                return max(matches, key=lambda a: (a.create_time_ms, a.id))
+        raise ArtifactNotFoundError(f"no artifact matches {text!r} (path, name, md5, md5 prefix or id)")
+
+    def executions(
+        self,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        state: str | None = None,
+        since_ms: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[ExecutionRecord]:
+        """Executions filtered by pipeline, stage (``<pipeline>/<stage>`` or the bare stage
+        with ``pipeline``), state and creation time, filtered and limited by the store.
+
+        Raises:
+            InvalidArgumentError: An unknown state.
+        """
+        clauses = []
+        if stage:
+            full = stage if "/" in stage or not pipeline else f"{pipeline}/{stage}"
+            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name = '{_quote(full)}'")
+        elif pipeline:
+            # MLMD cannot filter on type properties here; the stage names carry the pipeline.
+            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name LIKE '{_quote(pipeline)}/%'")
+        if state:
+            from cmf_orchestrate.records import ExecutionState
+
+            names = {s.value for s in ExecutionState}
+            if state.upper() not in names:
+                raise InvalidArgumentError(f"unknown state {state!r} (one of {', '.join(sorted(names))})")
+            clauses.append(f"last_known_state = {state.upper()}")
+        if since_ms is not None:
+            clauses.append(f"create_time_since_epoch >= {int(since_ms)}")
+        found = self.store.executions(" AND ".join(clauses) or None, limit=limit, newest_first=newest_first)
+        if pipeline and not stage:
+            found = [e for e in found if e.pipeline == pipeline]  # LIKE treats _ and % as wildcards
+        return found
+
     def get_artifact(self, ref: str) -> ArtifactRecord:
         """The single artifact ``ref`` names (the latest when several match).
 

@@ -75,6 +75,8 @@ class ContextRecord:
     type: str
     properties: Mapping[str, Value] = field(default_factory=dict)
     custom_properties: Mapping[str, Value] = field(default_factory=dict)
+    create_time_ms: int = 0
+    update_time_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -84,6 +86,8 @@ class ContextRecord:
             "type": self.type,
             "properties": dict(self.properties),
             "custom_properties": dict(self.custom_properties),
+            "create_time_since_epoch": self.create_time_ms,
+            "last_update_time_since_epoch": self.update_time_ms,
         }
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -70,7 +71,12 @@ ARTIFACT_TYPE_PROPERTIES: dict[ArtifactKind, dict[str, int]] = {
     ArtifactKind.DATASLICE: {"git_repo": _S, "Commit": _S, "url": _S},
     ArtifactKind.ENVIRONMENT: {"git_repo": _S, "Commit": _S, "url": _S},
 }
-_CONTEXT_TYPE_PROPERTIES = {PIPELINE_CONTEXT_TYPE: {"Pipeline": _S}, STAGE_CONTEXT_TYPE: {"Pipeline_Stage": _S}}
+_STORE_CONTEXT_TYPE = "cmf_orchestrate.Store"
+_CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
+    PIPELINE_CONTEXT_TYPE: {"Pipeline": _S},
+    STAGE_CONTEXT_TYPE: {"Pipeline_Stage": _S},
+    _STORE_CONTEXT_TYPE: {},
+}
 
 _STATE_TO_PB = {
     ExecutionState.UNKNOWN: pb.Execution.UNKNOWN,
@@ -276,6 +282,8 @@ class MetadataStore:
             type=type_name or context.type or self._type_name(context.type_id, "get_context_types_by_id"),
             properties=_props(context.properties),
             custom_properties=_props(context.custom_properties),
+            create_time_ms=context.create_time_since_epoch,
+            update_time_ms=context.last_update_time_since_epoch,
         )
 
     def _get_or_create_context(
@@ -487,11 +495,64 @@ class MetadataStore:
         found = self._call("reading executions", self._mlmd().get_executions_by_context, context_id, list_options=options)
         return [self._execution_record(e) for e in found]
 
-    def executions(self, filter_query: str | None = None) -> list[ExecutionRecord]:
-        """Every execution, optionally filtered (MLMD filter syntax)."""
-        options = metadata_store.ListOptions(filter_query=filter_query) if filter_query else None
+    def executions(
+        self, filter_query: str | None = None, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[ExecutionRecord]:
+        """Executions, optionally filtered (MLMD filter syntax), ordered by creation time.
+
+        Args:
+            filter_query: An MLMD filter, e.g. ``last_known_state = RUNNING``.
+            limit: At most this many (applied by the store, not in Python).
+            newest_first: Newest first instead of oldest first.
+        """
+        options = metadata_store.ListOptions(
+            filter_query=filter_query or "",
+            limit=limit,
+            order_by=metadata_store.OrderByField.CREATE_TIME,
+            is_asc=not newest_first,
+        )
         found = self._call("reading executions", self._mlmd().get_executions, list_options=options)
         return [self._execution_record(e) for e in found]
+
+    def execution_ids(self, filter_query: str | None = None) -> list[int]:
+        """Ids of every execution (optionally filtered), ascending."""
+        return sorted(e.id for e in self.executions(filter_query))
+
+    def unsynced_execution_ids(self) -> list[int]:
+        """Executions whose graph mirror is pending (``cmf.graph_synced`` = 0), ascending."""
+        return self.execution_ids("custom_properties.`cmf.graph_synced`.int_value = 0")
+
+    def set_graph_synced(self, execution_ids: Sequence[int], synced: bool) -> None:
+        """Set ``cmf.graph_synced`` on executions, in one write."""
+        ids = list(execution_ids)
+        if not ids:
+            return
+        conn = self._mlmd()
+        found = self._call("reading executions", conn.get_executions_by_id, ids)
+        for execution in found:
+            execution.custom_properties["cmf.graph_synced"].CopyFrom(to_value(1 if synced else 0))
+        self._call("updating executions", conn.put_executions, list(found))
+
+    @property
+    def store_id(self) -> str:
+        """Stable identity of this store, kept in the store itself (survives a move or another URL)."""
+        cached = getattr(self, "_store_id", None)
+        if cached is not None:
+            return str(cached)
+        record = self._get_or_create_context(_STORE_CONTEXT_TYPE, "store", {}, None)
+        value = record.custom_properties.get("store_id")
+        if not value:
+            candidate = str(uuid.uuid4())
+            conn = self._mlmd()
+            [context] = self._call("reading the store identity", conn.get_contexts_by_id, [record.id])
+            if not context.custom_properties["store_id"].string_value:
+                # Two first writers may race here; the later put wins and both re-read it.
+                context.custom_properties["store_id"].CopyFrom(to_value(candidate))
+                self._call("recording the store identity", conn.put_contexts, [context])
+            [context] = self._call("reading the store identity", conn.get_contexts_by_id, [record.id])
+            value = context.custom_properties["store_id"].string_value
+        self._store_id = str(value)
+        return str(value)
 
     def update_execution(
         self,
@@ -579,6 +640,44 @@ class MetadataStore:
         found = self._call("reading contexts", self._mlmd().get_contexts_by_execution, execution_id)
         return [self._context_record(c) for c in found]
 
+    def execution_snapshots(self, execution_ids: Sequence[int], chunk: int = 500) -> Iterable[ExecutionSnapshot]:
+        """Snapshots of many executions, read in bulk per chunk of ids (missing ids are left out)."""
+        contexts: dict[int, ContextRecord] = {}
+        for ids in _chunks(list(execution_ids), chunk):
+            executions = self.executions_by_id(ids)
+            events = self.events_of_executions(ids)
+            artifacts = {a.id: a for a in self.artifacts_by_id(_dedupe(e.artifact_id for e in events))}
+            input_ids = _dedupe(e.artifact_id for e in events if e.type is EventType.INPUT)
+            producers: dict[int, set[int]] = {}
+            for event in self.events_of_artifacts(input_ids):
+                if event.type is EventType.OUTPUT:
+                    producers.setdefault(event.artifact_id, set()).add(event.execution_id)
+            wanted = [i for e in executions for i in (e.stage_id, e.pipeline_id) if i not in contexts]
+            for context in self.contexts_by_id(_dedupe(wanted)):
+                contexts[context.id] = context
+            by_execution: dict[int, list[EventRecord]] = {}
+            for event in events:
+                by_execution.setdefault(event.execution_id, []).append(event)
+            for execution in executions:
+                mine = by_execution.get(execution.id, [])
+                inputs = tuple(artifacts[e.artifact_id] for e in mine if e.type is EventType.INPUT and e.artifact_id in artifacts)
+                outputs = tuple(artifacts[e.artifact_id] for e in mine if e.type is EventType.OUTPUT and e.artifact_id in artifacts)
+                yield ExecutionSnapshot(
+                    pipeline=contexts.get(execution.pipeline_id)
+                    or ContextRecord(execution.pipeline_id, execution.pipeline, PIPELINE_CONTEXT_TYPE),
+                    stage=contexts.get(execution.stage_id) or ContextRecord(execution.stage_id, "", STAGE_CONTEXT_TYPE),
+                    execution=execution,
+                    inputs=inputs,
+                    outputs=outputs,
+                    producers={
+                        a.id: tuple(sorted(producers[a.id] - {execution.id})) for a in inputs if producers.get(a.id, set()) - {execution.id}
+                    },
+                )
+
+    def execution_snapshot(self, execution_id: int) -> ExecutionSnapshot:
+        """Same as :meth:`snapshot`."""
+        return self.snapshot(execution_id)
+
     def snapshot(self, execution_id: int) -> ExecutionSnapshot:
         """An execution with its pipeline, stage, input and output artifacts and their producers.
 
@@ -610,6 +709,11 @@ class MetadataStore:
         )
 
 
+def _chunks(values: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
 def _event_record(event: pb.Event) -> EventRecord:
     return EventRecord(
         execution_id=event.execution_id,
@@ -621,6 +725,10 @@ def _event_record(event: pb.Event) -> EventRecord:
 
 _stores: dict[tuple[str, str], MetadataStore] = {}
 _stores_lock = threading.Lock()
+
+
+def _dedupe(values: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(values))
 
 
 def open_store(location: StoreLocation) -> MetadataStore:

@@ -18,18 +18,29 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmf_orchestrate.errors import ArtifactError, ArtifactNotFoundError, PathOutsideProjectError
+from cmf_orchestrate.errors import ArtifactError, ArtifactNotFoundError, ConfigError, PathOutsideProjectError
 
 if TYPE_CHECKING:
     from dvc_data.hashfile.db.local import LocalHashFileDB
 
-__all__ = ["ContentHash", "Versioner", "find_git_dir", "versioner_for"]
+__all__ = [
+    "ContentHash",
+    "TransferReport",
+    "Versioner",
+    "checkout",
+    "default_remote",
+    "fetch",
+    "find_git_dir",
+    "push",
+    "set_remote",
+    "versioner_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -292,3 +303,156 @@ def versioner_for(root: Path) -> Versioner:
         if versioner is None:
             versioner = _versioners[key] = Versioner(key)
         return versioner
+
+
+# -- remotes: moving cached content -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """What a push or fetch moved."""
+
+    transferred: int
+    skipped: int
+    failed: tuple[str, ...]
+
+
+def set_remote(root: Path, url: str, name: str = "storage", default: bool = True) -> None:
+    """Add or update a DVC remote through DVC's config API (idempotent).
+
+    Raises:
+        ConfigError: DVC refused the remote.
+    """
+    from dvc.config import Config, ConfigError as DvcConfigError
+
+    versioner = versioner_for(root)
+    versioner.ensure_repo()
+    try:
+        config = Config(dvc_dir=os.fspath(versioner.dvc_dir))
+        with config.edit("repo") as conf:
+            conf["remote"][name] = {**conf["remote"].get(name, {}), "url": url}
+            if default:
+                conf["core"]["remote"] = name
+    except DvcConfigError as exc:
+        raise ConfigError(f"DVC remote {name!r} ({url!r}): {exc}") from exc
+
+
+def default_remote(root: Path) -> str | None:
+    """Name of the default DVC remote of the project, if any."""
+    from dvc.config import Config
+
+    versioner = versioner_for(root)
+    if not (versioner.dvc_dir / "config").exists():
+        return None
+    remote = Config(dvc_dir=os.fspath(versioner.dvc_dir))["core"].get("remote")
+    return str(remote) if remote else None
+
+
+def _move(
+    root: Path,
+    hashes: Sequence[str],
+    remote: str | None,
+    upload: bool,
+    progress: Callable[[int, int], None] | None,
+) -> TransferReport:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    versioner = versioner_for(root)
+    versioner.ensure_repo()
+    wanted = list(dict.fromkeys(h for h in hashes if h))
+    transferred = skipped = 0
+    failed: list[str] = []
+    try:
+        repo = Repo(os.fspath(versioner.root))
+    except DvcException as exc:
+        raise ArtifactError(f"cannot open the DVC repository at {str(versioner.root)!r}: {exc}") from exc
+    with repo:
+        try:
+            remote_odb = repo.cloud.get_remote_odb(remote, "push" if upload else "fetch")
+        except DvcException as exc:
+            raise ConfigError(f"DVC remote {remote or '(default)'}: {exc}") from exc
+        cache = versioner._cache()
+        src, dest = (cache, remote_odb) if upload else (remote_odb, cache)
+        for index, md5 in enumerate(wanted, 1):
+            try:
+                result = repo.cloud.transfer(src, dest, {HashInfo("md5", md5)}, shallow=False)
+                if result.failed:
+                    failed.append(md5)
+                elif result.transferred:
+                    transferred += 1
+                else:
+                    skipped += 1
+            except (DvcException, OSError, FileNotFoundError):
+                failed.append(md5)
+            if progress is not None:
+                progress(index, len(wanted))
+    return TransferReport(transferred, skipped, tuple(failed))
+
+
+def push(
+    root: Path, hashes: Sequence[str], *, remote: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> TransferReport:
+    """Upload cached content (files, and directories with their files) to a DVC remote.
+
+    Raises:
+        ConfigError: No usable remote.
+        ArtifactError: The DVC repository cannot be opened.
+    """
+    return _move(root, hashes, remote, True, progress)
+
+
+def fetch(
+    root: Path, hashes: Sequence[str], *, remote: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> TransferReport:
+    """Download content from a DVC remote into the local cache.
+
+    Raises:
+        ConfigError: No usable remote.
+        ArtifactError: The DVC repository cannot be opened.
+    """
+    return _move(root, hashes, remote, False, progress)
+
+
+def checkout(root: Path, path: str, md5: str) -> ContentHash:
+    """Materialise ``path`` as content ``md5`` from the cache and write its ``.dvc`` file.
+
+    Raises:
+        ArtifactNotFoundError: The content is not in the local cache.
+        PathOutsideProjectError: The path lies outside the project root.
+    """
+    import shutil
+
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    versioner = versioner_for(root)
+    rel = versioner.relpath(path)
+    cache = versioner._cache()
+    target = versioner.root / rel
+
+    def copy(oid: str, dest: Path) -> None:
+        source = Path(cache.oid_to_path(oid))
+        if not source.exists():
+            raise ArtifactNotFoundError(f"content {oid} of {rel!r} is not in the DVC cache; fetch it first")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+
+    with versioner._lock:
+        if md5.endswith(".dir"):
+            try:
+                tree = Tree.load(cache, HashInfo("md5", md5))
+            except FileNotFoundError:
+                raise ArtifactNotFoundError(f"directory {md5} of {rel!r} is not in the DVC cache; fetch it first") from None
+            if target.is_file():
+                target.unlink()
+            for key, _, hash_info in tree:
+                copy(str(hash_info.value), target.joinpath(*key))
+        else:
+            if target.is_dir():
+                shutil.rmtree(target)
+            copy(md5, target)
+    return versioner.commit(rel)
