@@ -19,6 +19,7 @@ from cmf_orchestrate.records import (
     ContextRecord,
     EventType,
     ExecutionRecord,
+    ExecutionSnapshot,
 )
 from cmf_orchestrate.settings import CmfSettings
 from cmf_orchestrate.store import PIPELINE_CONTEXT_TYPE, STAGE_CONTEXT_TYPE, MetadataStore, open_store
@@ -279,6 +280,21 @@ class CmfQuery:
         if pipeline and not stage:
             found = [e for e in found if e.pipeline == pipeline]  # LIKE treats _ and % as wildcards
         return found
+
+    def get_executions_by_fact(self, fact: str, value: str | int) -> list[ExecutionSnapshot]:
+        """Executions whose orchestration fact ``cmf.<fact>`` equals ``value``, oldest first.
+
+        Raises:
+            InvalidArgumentError: ``fact`` is not a documented fact.
+        """
+        from cmf_orchestrate.run import FACT_PREFIX, RESERVED_FACTS
+
+        if fact not in RESERVED_FACTS:
+            raise InvalidArgumentError(f"unknown fact {fact!r} (one of {', '.join(sorted(RESERVED_FACTS))})")
+        kind = "int_value" if isinstance(value, int) else "string_value"
+        literal = str(value) if isinstance(value, int) else f"'{_quote(str(value))}'"
+        found = self.store.execution_ids(f"custom_properties.`{FACT_PREFIX}{fact}`.{kind} = {literal}")
+        return list(self.store.execution_snapshots(found))
 
     def get_artifact(self, ref: str) -> ArtifactRecord:
         """The single artifact ``ref`` names (the latest when several match).

@@ -63,6 +63,7 @@ RESERVED_FACTS: Mapping[str, str] = {
     "pipeline_run_name": "flow run name",
     "run_id": "orchestrator run id of the task's pipeline run",
     "task_run_id": "Prefect task run id / Airflow task instance key",
+    "task_run_name": "Prefect task run name / Airflow task instance name",
     "attempt": "attempt number (Prefect run_count, Airflow try_number)",
     "map_index": "index of a mapped task instance",
     "logical_date": "logical date of the run (ISO 8601)",
