@@ -16,19 +16,17 @@ from airflow.sdk import Asset, AssetAlias, BaseHook, Connection, Context
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+    from airflow.sdk.log import mask_secret
 else:
     try:
         from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
     except ImportError:  # Airflow 3.0 kept them in airflow.decorators.base
         from airflow.decorators.base import DecoratedOperator, TaskDecorator, task_decorator_factory
-
-try:
-    from airflow.sdk.log import mask_secret as _mask_secret
-except ImportError:  # Airflow 3.0
-    from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # Airflow 3.0
+        from airflow.sdk.execution_time.secrets_masker import mask_secret
 
 __all__ = [
     "AIRFLOW_VERSION",
@@ -59,6 +57,3 @@ def _version_tuple(version: str) -> tuple[int, int, int]:
 
 #: The running Airflow version as ``(major, minor, micro)``.
 AIRFLOW_VERSION_TUPLE = _version_tuple(AIRFLOW_VERSION)
-
-mask_secret: Callable[..., None] = _mask_secret
-

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cmf_orchestrate.airflow._compat import AIRFLOW_VERSION, AirflowNotFoundException
+from cmf_orchestrate.airflow._compat import AirflowNotFoundException
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
 from cmf_orchestrate.errors import InvalidArgumentError
-from cmf_orchestrate.run import RunInfo, code_fingerprint
+from cmf_orchestrate.run import RunInfo, callable_name, code_fingerprint
 from cmf_orchestrate.settings import CmfSettings
 
 if TYPE_CHECKING:
@@ -21,11 +20,6 @@ log = logging.getLogger(__name__)
 
 ORCHESTRATOR = "airflow"
 DEFAULT_CONN_ID = "cmf_default"
-
-#: Longest string kept for a parameter that is not JSON-safe (its ``str()``).
-_MAX_PARAMETER_TEXT = 4096
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def declarations(values: object, argument: str) -> list[ArtifactSpec]:
@@ -83,46 +77,29 @@ def resolve_settings(conn_id: str | None) -> CmfSettings:
     return CmfSettings.from_env()
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` if JSON can encode it, else its (bounded) ``str()``."""
-    if isinstance(value, _JSON_SCALARS):
-        return value
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError):
-        text = str(value)
-        if len(text) > _MAX_PARAMETER_TEXT:
-            text = text[:_MAX_PARAMETER_TEXT] + "..."
-        return text
-    return value
-
-
 def call_parameters(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The callable's arguments by parameter name, JSON-safe."""
-    named: dict[str, Any]
+    """The callable's arguments by parameter name (positional ones included)."""
     try:
         bound = inspect.signature(func).bind_partial(*args, **kwargs)
     except (TypeError, ValueError):
         named = {f"arg{i}": value for i, value in enumerate(args)}
         named.update(kwargs)
-    else:
-        named = {}
-        for name, value in bound.arguments.items():
-            kind = bound.signature.parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                named.update(value)
-            elif kind is inspect.Parameter.VAR_POSITIONAL:
-                named.update({f"{name}{i}": item for i, item in enumerate(value)})
-            else:
-                named[name] = value
-    return {name: jsonable(value) for name, value in named.items()}
+        return named
+    named = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            named.update({f"{name}{i}": item for i, item in enumerate(value)})
+        else:
+            named[name] = value
+    return named
 
 
-def callable_name(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of a callable."""
-    module = getattr(func, "__module__", None) or "?"
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
-    return f"{module}.{name}"
+def task_instance_key(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """The identity of a task instance, the same for all its tries."""
+    return f"{dag_id}/{task_id}/{run_id}/{map_index}"
 
 
 def build_run_info(
@@ -137,25 +114,20 @@ def build_run_info(
 ) -> RunInfo:
     """The core's description of one try of one task instance."""
     ti = context["ti"]
+    map_index = int(ti.map_index if ti.map_index is not None else -1)
     facts: dict[str, Any] = {
         "dag_id": ti.dag_id,
-        "task_id": ti.task_id,
         "run_id": ti.run_id,
+        "pipeline_run_id": ti.run_id,
+        # Stable over tries: the core marks a try left RUNNING by a killed worker as abandoned.
+        "task_run_id": task_instance_key(ti.dag_id, ti.task_id, ti.run_id, map_index),
         "attempt": int(ti.try_number),
-        "map_index": int(ti.map_index if ti.map_index is not None else -1),
+        "map_index": map_index,
         "operator": operator_class,
-        "airflow_version": AIRFLOW_VERSION,
     }
-    task_instance_id = getattr(ti, "id", None)
-    if task_instance_id is not None:
-        facts["task_run_id"] = str(task_instance_id)
     logical_date = context.get("logical_date")
     if logical_date is not None:
         facts["logical_date"] = _iso(logical_date)
-    dag_run = context.get("dag_run")
-    run_after = getattr(dag_run, "run_after", None)
-    if run_after is not None:
-        facts["run_after"] = _iso(run_after)
     return RunInfo(
         orchestrator=ORCHESTRATOR,
         pipeline=pipeline,

@@ -14,6 +14,8 @@ Asset events emitted by ``CmfOperator`` carry, in their ``extra``: ``path``, ``m
 
 from __future__ import annotations
 
+import posixpath
+
 from cmf_orchestrate.airflow._compat import Asset
 
 __all__ = ["ASSET_SCHEME", "cmf_asset"]
@@ -28,8 +30,6 @@ def cmf_asset(path: str) -> Asset:
     Args:
         path: Path relative to the project root, with forward slashes.
     """
-    relative = path.replace("\\", "/").lstrip("/")
-    while relative.startswith("./"):
-        relative = relative[2:]
+    relative = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
     uri = f"{ASSET_SCHEME}:{relative}"
     return Asset(name=uri, uri=uri)

@@ -18,7 +18,7 @@ from cmf_orchestrate.airflow.operator import CmfOperator
 __all__ = ["cmf_task"]
 
 
-class _CmfDecoratedOperator(DecoratedOperator, CmfOperator):  # type: ignore[misc]  # Airflow's bases are untyped
+class _CmfDecoratedOperator(DecoratedOperator, CmfOperator):
     """The operator behind ``@task.cmf``: TaskFlow argument handling plus CMF recording."""
 
     template_fields: Sequence[str] = CmfOperator.template_fields

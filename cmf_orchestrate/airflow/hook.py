@@ -87,14 +87,14 @@ class CmfHook(BaseHook):
             ``(True, message)`` when the store opens, else ``(False, reason)``; the
             reason never contains a password.
         """
-        from cmf_orchestrate.run import check_settings
+        from cmf_orchestrate.query import CmfQuery
 
         try:
             settings = self.get_settings()
-            description = check_settings(settings)
+            pipelines = CmfQuery(settings=settings).get_pipeline_names()
         except CmfError as exc:
             return False, f"{type(exc).__name__}: {exc}"
-        return True, description
+        return True, f"metadata store {settings.location.redacted} is reachable ({len(pipelines)} pipeline(s))"
 
 
 def settings_from_connection(conn: Connection) -> CmfSettings:

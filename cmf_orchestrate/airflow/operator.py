@@ -88,7 +88,7 @@ class CmfOperator(PythonOperator):
             self.outlets = [*self.outlets, AssetAlias(name=self._alias_name())]
 
     def _alias_name(self) -> str:
-        dag_id = self.dag_id if self.has_dag() else None
+        dag_id = self.dag_id if self.has_dag() else None  # type: ignore[no-untyped-call]
         return f"cmf:{dag_id}.{self.task_id}" if dag_id else f"cmf:{self.task_id}"
 
     def render_template(
@@ -130,17 +130,19 @@ class CmfOperator(PythonOperator):
         return result
 
     def _emit_asset_events(self, context: Context, run: TaskRun) -> None:
+        """Announce the declared outputs as Airflow asset events, with md5 and MLMD ids."""
         outlet_events = context.get("outlet_events")
-        if outlet_events is None:
+        if outlet_events is None or not self.outputs:
             return
+        declared = {cmf_asset(d.path) for d in self.outputs}
+        static = {o for o in self.outlets if isinstance(o, Asset)}
         alias = next((o for o in self.outlets if isinstance(o, AssetAlias)), None)
-        declared = {d.path: d for d in self.outputs}
         for record in run.outputs:
-            extra = _event_extra(record, run)
-            declaration = declared.get(record.path)
             asset = cmf_asset(record.path)
-            static = declaration is not None and asset in self.outlets
-            if static:
+            if asset not in declared:
+                continue  # logged through the seed API inside the callable: not a declared outlet
+            extra = _event_extra(record, run)
+            if asset in static:
                 outlet_events[asset].extra.update(extra)
             elif alias is not None:
                 outlet_events[alias].add(asset, extra=extra)
