@@ -130,10 +130,12 @@ def json_safe(value: Any) -> Any:
         return value
     if value is None:
         return "None"
-    try:
-        return json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            pass
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ _EVENT_TO_PB = {EventType.INPUT: pb.Event.INPUT, EventType.OUTPUT: pb.Event.OUTP
 _PB_TO_EVENT = {pb.Event.INPUT: EventType.INPUT, pb.Event.OUTPUT: EventType.OUTPUT, pb.Event.DECLARED_INPUT: EventType.INPUT, pb.Event.DECLARED_OUTPUT: EventType.OUTPUT}
 
 _RETRIES = 8
+_CONNECT_ATTEMPTS = 6
+_UNREACHABLE = ("connection pointer is NULL", "mysql_real_connect failed", "Connection refused", "ECONNREFUSED", "unable to open database file")
 T = TypeVar("T")
 
 
@@ -197,14 +199,23 @@ class MetadataStore:
     def _mlmd(self) -> metadata_store.MetadataStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = metadata_store.MetadataStore(self._config(), enable_upgrade_migration=True)
-            except Exception as exc:  # noqa: BLE001 - MLMD raises several types here, incl. RuntimeError
-                raise StoreUnavailableError(
-                    f"cannot open the metadata store {self.location.redacted}: {self.location.scrub(str(exc))}"
-                ) from None
+            conn = self._connect()
             self._local.conn = conn
         return conn
+
+    def _connect(self) -> metadata_store.MetadataStore:
+        # Workers starting together on a new database race to create MLMD's schema; the
+        # losers fail on a duplicate table or type and succeed once the winner is done.
+        error = ""
+        for attempt in range(_CONNECT_ATTEMPTS):
+            try:
+                return metadata_store.MetadataStore(self._config(), enable_upgrade_migration=True)
+            except Exception as exc:  # noqa: BLE001 - MLMD raises several types here, incl. RuntimeError
+                error = self.location.scrub(str(exc))
+                if any(marker in error for marker in _UNREACHABLE):
+                    break
+                time.sleep(0.1 * (attempt + 1))
+        raise StoreUnavailableError(f"cannot open the metadata store {self.location.redacted}: {error}")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

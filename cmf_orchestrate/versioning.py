@@ -11,9 +11,7 @@ read again. No ``dvc`` or ``git`` process is spawned.
 from __future__ import annotations
 
 import configparser
-import contextlib
 import fcntl
-import io
 import json
 import logging
 import os
@@ -154,12 +152,22 @@ class Versioner:
             from dvc.repo import Repo
 
             git = find_git_dir(self.root)
+            dvc_logger = logging.getLogger("dvc")
+            level = dvc_logger.level
+            # DVC announces the new repository through its logger; a library stays quiet.
+            dvc_logger.setLevel(logging.WARNING)
             try:
-                # DVC announces the new repository on stdout; a library must stay quiet.
-                with contextlib.redirect_stdout(io.StringIO()):
+                try:
                     Repo.init(os.fspath(self.root), no_scm=git is None, subdir=git is not None and git.parent != self.root)
+                except DvcException:
+                    if git is None:
+                        raise
+                    # A .git that dulwich cannot read (corrupt, or not a repository): go without git.
+                    Repo.init(os.fspath(self.root), no_scm=True, force=True)
             except DvcException as exc:
                 raise ArtifactError(f"cannot initialise a DVC repository in {str(self.root)!r}: {exc}") from exc
+            finally:
+                dvc_logger.setLevel(level)
             logger.info("initialised a DVC repository in %s", self.root)
 
     @contextmanager

@@ -1,0 +1,56 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+# Airflow 3 and Prefect 3 cannot share one environment, so both are built from the
+# same pyproject.toml and uv.lock: .venv-airflow and .venv-prefect.
+
+PYTHON ?= python3.11
+UV := $(PYTHON) -m uv
+SYNC := $(UV) sync --frozen --python $(PYTHON) --extra dev --extra examples
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GLOG_minloglevel := 2
+
+AIRFLOW_TESTS ?= tests/core tests/airflow tests/cli
+PREFECT_TESTS ?= tests/core tests/prefect tests/graph
+PYTEST_ARGS ?=
+
+.PHONY: all demo test test-airflow test-prefect lint venvs clean uv
+
+all: test
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+
+.venv-airflow/.synced: pyproject.toml uv.lock | uv
+	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --extra airflow
+	@touch $@
+
+.venv-prefect/.synced: pyproject.toml uv.lock | uv
+	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --extra prefect
+	@touch $@
+
+venvs: .venv-airflow/.synced .venv-prefect/.synced
+
+test: venvs
+	@status=0; \
+	$(MAKE) --no-print-directory test-airflow || status=1; \
+	$(MAKE) --no-print-directory test-prefect || status=1; \
+	exit $$status
+
+test-airflow: .venv-airflow/.synced
+	.venv-airflow/bin/python -m pytest $(AIRFLOW_TESTS) $(PYTEST_ARGS)
+
+test-prefect: .venv-prefect/.synced
+	.venv-prefect/bin/python -m pytest $(PREFECT_TESTS) $(PYTEST_ARGS)
+
+demo: venvs
+	.venv-prefect/bin/python -m examples.demo prefect
+	.venv-airflow/bin/python -m examples.demo airflow
+
+lint: venvs
+	.venv-prefect/bin/ruff check cmf_orchestrate tests examples flows dags benchmarks
+	.venv-prefect/bin/ruff format --check cmf_orchestrate
+	.venv-airflow/bin/mypy
+	.venv-prefect/bin/mypy
+
+clean:
+	rm -rf .venv-airflow .venv-prefect demo-project lineage.html .pytest_cache .mypy_cache .ruff_cache
