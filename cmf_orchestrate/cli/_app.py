@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ PROG = "cmf-orchestrate"
 class CliError(click.ClickException):
     """A failure reported as one line on stderr with exit status 1."""
 
-    def show(self, file: Any = None) -> None:  # noqa: D102 - documented on the class
+    def show(self, file: Any = None) -> None:
         click.echo(f"{PROG}: error: {self.format_message()}", err=True, file=file)
 
 
@@ -75,7 +77,48 @@ class State:
             raise StoreUnavailableError(
                 f"no metadata store at {location.path} (record a pipeline run first, or pass --store PATH|URL)"
             )
-        return open_store(location)
+        if self.debug:
+            return open_store(location)
+        # ML Metadata's C++ code logs connection failures straight to file descriptor 2, over
+        # several lines; keep them off the terminal and fold their gist into our one line.
+        with _native_stderr() as captured:
+            try:
+                return open_store(location)
+            except StoreUnavailableError as exc:
+                detail = _native_error(captured())
+                if detail:
+                    raise StoreUnavailableError(f"{str(exc).strip()} ({location.scrub(detail)})") from exc
+                raise
+
+
+@contextmanager
+def _native_stderr() -> Iterator[Callable[[], str]]:
+    """Redirect file descriptor 2 to a temporary file; yield a reader of what was written."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+
+        def read() -> str:
+            sink.seek(0)
+            return sink.read().decode("utf-8", errors="replace")
+
+        try:
+            yield read
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _native_error(text: str) -> str:
+    """The informative part of ML Metadata's native log lines (``...error: <this>``)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "error:" in line.lower():
+            return line.split("rror:", 1)[1].strip()
+        if line.startswith("E") and "]" in line:
+            return line.split("]", 1)[1].strip()
+    return lines[-1] if lines and not lines[-1].startswith(("WARNING", "I")) else ""
 
 
 def _store_value(value: str | None) -> str | None:
@@ -161,12 +204,19 @@ def common(func: F) -> F:
 
 def out_console() -> Console:
     """Console for results on stdout (plain text when not a terminal)."""
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        # Pipes and files get long lines rather than text wrapped at 80 columns.
+        console = Console(highlight=False, soft_wrap=False, width=240)
+    return console
 
 
 def err_console() -> Console:
     """Console for messages on stderr."""
-    return Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=True, highlight=False, width=240)
+    return console
 
 
 def emit_json(data: Any) -> None:
@@ -174,11 +224,22 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def emit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a table on stdout (a rich table on a terminal, tab-separated columns otherwise)."""
+def emit_table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, section: bool = False
+) -> None:
+    """Print a table on stdout (a rich table on a terminal, tab-separated columns otherwise).
+
+    Args:
+        title: Caption of the table.
+        columns: Column headers.
+        rows: Cells, converted with ``str`` (containers as JSON).
+        section: Part of a multi-table report: in plain text, a ``# title`` line precedes it.
+    """
     console = out_console()
     if not console.is_terminal:
         # Pipes get stable, grep-able text: a header line and one tab-separated line per row.
+        if section and title:
+            click.echo(f"# {title}")
         click.echo("\t".join(columns))
         for row in rows:
             click.echo("\t".join(_cell(v) for v in row))
@@ -193,7 +254,7 @@ def emit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
 
 def emit_mapping(title: str, mapping: Mapping[str, Any]) -> None:
     """Print key/value pairs (a two-column table)."""
-    emit_table(title, ("property", "value"), [(k, v) for k, v in mapping.items()])
+    emit_table(title, ("property", "value"), [(k, v) for k, v in mapping.items()], section=True)
 
 
 def _cell(value: Any) -> str:
@@ -259,7 +320,7 @@ class _Group(click.Group):
             raise _as_cli_error(ctx, exc, str(exc)) from exc
         except OSError as exc:
             raise _as_cli_error(ctx, exc, _os_message(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        except Exception as exc:
             message = f"unexpected {type(exc).__name__}: {exc}"
             if not _debugging(ctx):
                 message += " (run with --debug for the traceback)"
@@ -280,7 +341,8 @@ def _os_message(exc: OSError) -> str:
 def _as_cli_error(ctx: click.Context, exc: BaseException, message: str) -> CliError:
     if _debugging(ctx):
         traceback.print_exception(exc, file=sys.stderr)
-    return CliError(message.splitlines()[0] if message else type(exc).__name__)
+    # One line, whatever the message looks like (native errors end in newlines, tabs).
+    return CliError(" ".join(message.split()) or type(exc).__name__)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -317,4 +379,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return int(exc.exit_code)
     return result if isinstance(result, int) else 0
-

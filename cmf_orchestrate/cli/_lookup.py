@@ -61,9 +61,7 @@ def find_artifact(store: MetadataStore, text: str) -> ArtifactRecord:
     if ":" in path:
         head, _, prefix = path.rpartition(":")
         if _MD5_PREFIX.match(prefix):
-            matches = [
-                a for a in store.artifacts(f"name LIKE {quote(head + ':' + prefix + '%')}") if a.path == head
-            ]
+            matches = [a for a in store.artifacts(f"name LIKE {quote(head + ':' + prefix + '%')}") if a.path == head]
             if matches:
                 return _unique_prefix(matches, prefix)
     if _MD5_PREFIX.match(text):
@@ -94,9 +92,10 @@ def find_execution(store: MetadataStore, text: str) -> ExecutionRecord:
         if found is not None:
             return found
         raise ArtifactNotFoundError(f"no execution with id {raw} in the store")
-    found_by_uuid = store.executions(f"properties.Execution_uuid.string_value = {quote(raw)}")
-    if found_by_uuid:
-        return found_by_uuid[0]
+    # cmf-orchestrate names executions "<stage>:<uuid>"; others (imported) are found by a scan.
+    for candidate in store.executions(f"name LIKE {quote('%:' + raw)}") or store.executions():
+        if candidate.uuid == raw:
+            return candidate
     raise ArtifactNotFoundError(f"no execution {text!r} in the store")
 
 

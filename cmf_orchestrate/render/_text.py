@@ -152,7 +152,9 @@ def _tree_label(node: RenderNode) -> Text:
     props = node.properties
     if node.kind == "artifact":
         md5 = props.get("md5")
-        text = f"[cyan]{escape(node.subtype or 'Artifact')}[/] {escape(node.label)}"
+        # The environment file's path only repeats its md5; its kind says enough.
+        label = "python environment" if node.subtype == "Environment" else node.label
+        text = f"[cyan]{escape(node.subtype or 'Artifact')}[/] {escape(label)}"
         if md5:
             text += f" [dim]md5 {escape(str(md5))}[/]"
         return Text.from_markup(text)
@@ -218,4 +220,3 @@ def tree_text(graph: RenderGraph, width: int = 120) -> str:
     console = Console(file=buffer, width=width, no_color=True, color_system=None, highlight=False)
     console.print(to_tree(graph))
     return buffer.getvalue()
-

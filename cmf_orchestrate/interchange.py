@@ -1,0 +1,380 @@
+"""Export a store as CMF ``dumptojson`` JSON, and merge such a document into another store.
+
+The document has CMF's shape: ``{"Pipeline": [pipeline]}``, each pipeline a context
+dict with ``"stages"``, each stage with ``"executions"``, each execution with
+``"events"``, each event with its ``"artifact"``. Node dicts carry the keys CMF writes
+(``id``, ``name``, ``type``, ``properties``, ``custom_properties``,
+``create_time_since_epoch``, ``last_update_time_since_epoch``, ``uri`` for artifacts);
+an event's ``type`` is ML Metadata's enum number (3 INPUT, 4 OUTPUT). Executions also
+carry ``last_known_state`` and events ``artifact_id``/``execution_id``/
+``milliseconds_since_epoch``, which CMF's readers ignore.
+
+Importing never duplicates: an execution whose ``Execution_uuid`` is already in the
+target store is skipped, and an artifact whose md5 (``uri``) and type are already there
+is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
+from cmf_orchestrate.records import (
+    ArtifactKind,
+    ArtifactRecord,
+    ContextRecord,
+    EventType,
+    ExecutionRecord,
+    ExecutionState,
+)
+from cmf_orchestrate.store import (
+    PIPELINE_CONTEXT_TYPE,
+    ArtifactDraft,
+    MetadataStore,
+)
+
+__all__ = ["EVENT_INPUT", "EVENT_OUTPUT", "ImportReport", "export_document", "import_document", "summarize"]
+
+logger = logging.getLogger(__name__)
+
+#: ML Metadata's ``Event.Type`` numbers, as CMF writes them.
+EVENT_INPUT = 3
+EVENT_OUTPUT = 4
+_DECLARED_INPUT = 2
+_DECLARED_OUTPUT = 1
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did.
+
+    Attributes:
+        pipelines: Pipelines in the document.
+        stages: Stages in the document.
+        executions_added: Executions written to the store.
+        executions_skipped: Executions already in the store (same ``Execution_uuid``).
+        artifacts_added: Artifacts created.
+        artifacts_reused: Artifact references resolved to an artifact already in the store.
+        events: Events written.
+    """
+
+    pipelines: int
+    stages: int
+    executions_added: int
+    executions_skipped: int
+    artifacts_added: int
+    artifacts_reused: int
+    events: int
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain JSON-ready form."""
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _context_dict(context: ContextRecord) -> dict[str, Any]:
+    return {
+        "create_time_since_epoch": getattr(context, "create_time_ms", 0),
+        "custom_properties": dict(context.custom_properties),
+        "id": context.id,
+        "last_update_time_since_epoch": getattr(context, "update_time_ms", 0),
+        "name": context.name,
+        "properties": dict(context.properties),
+        "type": context.type,
+    }
+
+
+def _execution_dict(execution: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "create_time_since_epoch": execution.create_time_ms,
+        "custom_properties": dict(execution.custom_properties),
+        "id": execution.id,
+        "last_update_time_since_epoch": execution.update_time_ms,
+        "name": execution.name,
+        "properties": dict(execution.properties),
+        "type": execution.type,
+        "last_known_state": execution.state.value,
+        "events": [],
+    }
+
+
+def _artifact_dict(artifact: ArtifactRecord) -> dict[str, Any]:
+    return {
+        "create_time_since_epoch": artifact.create_time_ms,
+        "custom_properties": dict(artifact.custom_properties),
+        "id": artifact.id,
+        "last_update_time_since_epoch": getattr(artifact, "update_time_ms", artifact.create_time_ms),
+        "name": artifact.name,
+        "properties": dict(artifact.properties),
+        "type": artifact.kind,
+        "uri": artifact.uri,
+    }
+
+
+def export_document(
+    store: MetadataStore, pipeline: str | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The store (or one pipeline of it) as a CMF ``dumptojson`` document.
+
+    Args:
+        store: The store to read.
+        pipeline: Only this pipeline (default: every pipeline).
+        progress: Called with ``(stages done, stages total)``.
+
+    Raises:
+        ArtifactNotFoundError: ``pipeline`` is not in the store.
+        StoreError: The store failed a read.
+    """
+    pipelines = store.contexts_of_type(PIPELINE_CONTEXT_TYPE)
+    if pipeline is not None:
+        pipelines = [p for p in pipelines if p.name == pipeline]
+        if not pipelines:
+            raise ArtifactNotFoundError(f"no pipeline named {pipeline!r} in {store.location.redacted}")
+    stages_of = {p.id: store.children(p.id) for p in pipelines}
+    total = sum(len(s) for s in stages_of.values())
+    done = 0
+    document: dict[str, Any] = {"Pipeline": []}
+    for parent in pipelines:
+        pipeline_dict = _context_dict(parent)
+        pipeline_dict["stages"] = []
+        for stage in stages_of[parent.id]:
+            stage_dict = _context_dict(stage)
+            executions = store.executions_in_context(stage.id)
+            events = store.events_of_executions([e.id for e in executions])
+            artifacts = {a.id: a for a in store.artifacts_by_id(sorted({ev.artifact_id for ev in events}))}
+            by_execution: dict[int, list[dict[str, Any]]] = {e.id: [] for e in executions}
+            ordered = sorted(events, key=lambda ev: (ev.execution_id, ev.type is not EventType.INPUT, ev.artifact_id))
+            for event in ordered:
+                artifact = artifacts.get(event.artifact_id)
+                if artifact is None:
+                    continue
+                by_execution[event.execution_id].append(
+                    {
+                        "type": EVENT_INPUT if event.type is EventType.INPUT else EVENT_OUTPUT,
+                        "artifact_id": event.artifact_id,
+                        "execution_id": event.execution_id,
+                        "milliseconds_since_epoch": event.time_ms,
+                        "artifact": _artifact_dict(artifact),
+                    }
+                )
+            stage_dict["executions"] = []
+            for execution in executions:
+                execution_dict = _execution_dict(execution)
+                execution_dict["events"] = by_execution[execution.id]
+                stage_dict["executions"].append(execution_dict)
+            pipeline_dict["stages"].append(stage_dict)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        document["Pipeline"].append(pipeline_dict)
+    return document
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _event_type(value: Any) -> EventType:
+    if value in (EVENT_INPUT, _DECLARED_INPUT, "INPUT", "input"):
+        return EventType.INPUT
+    if value in (EVENT_OUTPUT, _DECLARED_OUTPUT, "OUTPUT", "output"):
+        return EventType.OUTPUT
+    raise InvalidArgumentError(f"unknown event type {value!r} (expected 3/INPUT or 4/OUTPUT)")
+
+
+def _kind(value: Any) -> ArtifactKind:
+    try:
+        return ArtifactKind(str(value))
+    except ValueError:
+        known = ", ".join(k.value for k in ArtifactKind)
+        raise InvalidArgumentError(f"unknown artifact type {value!r} (one of {known})") from None
+
+
+def _state(value: Any) -> ExecutionState:
+    if value is None:
+        return ExecutionState.COMPLETE  # CMF's own dumps carry no state; CMF treats them as done
+    try:
+        return ExecutionState(str(value).upper())
+    except ValueError:
+        raise InvalidArgumentError(f"unknown execution state {value!r}") from None
+
+
+def _items(mapping: Any, what: str) -> list[Mapping[str, Any]]:
+    if not isinstance(mapping, list) or not all(isinstance(x, Mapping) for x in mapping):
+        raise InvalidArgumentError(f"malformed document: {what} must be a list of objects")
+    return mapping
+
+
+def _require(node: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in node:
+        raise InvalidArgumentError(f"malformed document: a {what} has no {key!r}")
+    return node[key]
+
+
+def _validate(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Check the whole document before writing anything."""
+    if not isinstance(document, Mapping) or "Pipeline" not in document:
+        raise InvalidArgumentError("not a CMF metadata document: no top-level 'Pipeline' list")
+    pipelines = _items(document["Pipeline"], "'Pipeline'")
+    for pipeline in pipelines:
+        _require(pipeline, "name", "pipeline")
+        for stage in _items(pipeline.get("stages", []), "'stages'"):
+            _require(stage, "name", "stage")
+            for execution in _items(stage.get("executions", []), "'executions'"):
+                _require(execution, "type", "execution")
+                _state(execution.get("last_known_state"))
+                for event in _items(execution.get("events", []), "'events'"):
+                    _event_type(_require(event, "type", "event"))
+                    artifact = _require(event, "artifact", "event")
+                    if not isinstance(artifact, Mapping):
+                        raise InvalidArgumentError("malformed document: an event's 'artifact' must be an object")
+                    _kind(_require(artifact, "type", "artifact"))
+                    _require(artifact, "name", "artifact")
+    return pipelines
+
+
+class _ArtifactIndex:
+    """Finds the artifact already in the store for (type, md5), so imports reuse it."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+        self._names: dict[tuple[str, str], str | None] = {}
+        self.added = 0
+        self.reused = 0
+
+    def name_for(self, kind: ArtifactKind, uri: str, name: str) -> str:
+        if not uri:
+            existing = self._store.artifact_by_name(kind, name)
+            self._count(existing is not None)
+            return name
+        key = (kind.value, uri)
+        if key not in self._names:
+            same = [a for a in self._store.artifacts_by_uri(uri) if a.kind == kind.value]
+            self._names[key] = min(same, key=lambda a: a.id).name if same else None
+        known = self._names[key]
+        self._count(known is not None)
+        if known is None:
+            self._names[key] = name
+            return name
+        return known
+
+    def _count(self, reused: bool) -> None:
+        if reused:
+            self.reused += 1
+        else:
+            self.added += 1
+
+
+def import_document(
+    store: MetadataStore, document: Mapping[str, Any], progress: Progress | None = None
+) -> ImportReport:
+    """Merge a CMF ``dumptojson`` document into ``store``.
+
+    Executions already present (same ``Execution_uuid``; same type and name when a
+    document has no uuids) are skipped; artifacts already present (same type and md5)
+    are reused. Each execution is written with its artifacts and events in one
+    transaction. The document is checked completely before the first write.
+
+    Args:
+        store: The store to write.
+        document: A parsed ``dumptojson`` document.
+        progress: Called with ``(executions done, executions total)``.
+
+    Raises:
+        InvalidArgumentError: The document is malformed (nothing was written).
+        StoreError: The store refused a write (executions before it are kept).
+    """
+    pipelines = _validate(document)
+    existing = store.executions()
+    known_uuids = {e.uuid for e in existing if e.uuid}
+    known_names = {(e.type, e.name) for e in existing}
+    artifacts = _ArtifactIndex(store)
+    total = sum(len(s.get("executions", [])) for p in pipelines for s in p.get("stages", []))
+    done = added = skipped = events = stages = 0
+    for pipeline in pipelines:
+        parent = store.pipeline_context(str(pipeline["name"]), pipeline.get("custom_properties") or None)
+        for stage in pipeline.get("stages", []):
+            stages += 1
+            full = str(stage["name"])
+            short = full[len(parent.name) + 1 :] if full.startswith(parent.name + "/") else full
+            context = store.stage_context(parent, short, stage.get("custom_properties") or None)
+            for execution in stage.get("executions", []):
+                done += 1
+                properties = dict(execution.get("properties") or {})
+                uuid = str(properties.get("Execution_uuid") or "")
+                type_name = str(execution["type"])
+                name = str(execution.get("name") or "")
+                if (uuid and uuid in known_uuids) or (not uuid and (type_name, name) in known_names):
+                    skipped += 1
+                    if progress is not None:
+                        progress(done, total)
+                    continue
+                if name and (type_name, name) in known_names:
+                    name = f"{name}:{uuid}"  # a different run under a clashing name: keep both
+                properties.update({"Context_ID": context.id, "Pipeline_id": parent.id, "Pipeline_Type": parent.name})
+                drafts: list[tuple[ArtifactDraft, EventType]] = []
+                for event in execution.get("events", []):
+                    artifact = event["artifact"]
+                    kind = _kind(artifact["type"])
+                    uri = str(artifact.get("uri") or "")
+                    artifact_name = artifacts.name_for(kind, uri, str(artifact["name"]))
+                    drafts.append(
+                        (
+                            ArtifactDraft(
+                                kind,
+                                artifact_name,
+                                uri,
+                                dict(artifact.get("properties") or {}),
+                                dict(artifact.get("custom_properties") or {}),
+                            ),
+                            _event_type(event["type"]),
+                        )
+                    )
+                record, _ = store.write_execution(
+                    execution_id=None,
+                    type_name=type_name,
+                    name=name or None,
+                    state=_state(execution.get("last_known_state")),
+                    properties=properties,
+                    custom_properties=dict(execution.get("custom_properties") or {}),
+                    stage=context,
+                    artifacts=drafts,
+                )
+                logger.debug("imported execution %s as %s", uuid or name, record.id)
+                if uuid:
+                    known_uuids.add(uuid)
+                known_names.add((type_name, record.name))
+                added += 1
+                events += len(drafts)
+                if progress is not None:
+                    progress(done, total)
+    return ImportReport(
+        pipelines=len(pipelines),
+        stages=stages,
+        executions_added=added,
+        executions_skipped=skipped,
+        artifacts_added=artifacts.added,
+        artifacts_reused=artifacts.reused,
+        events=events,
+    )
+
+
+def summarize(document: Mapping[str, Any]) -> dict[str, int]:
+    """Counts of pipelines, stages, executions, events and distinct artifacts in a document."""
+    pipelines = document.get("Pipeline", [])
+    stages = [s for p in pipelines for s in p.get("stages", [])]
+    executions = [e for s in stages for e in s.get("executions", [])]
+    events: Sequence[Mapping[str, Any]] = [ev for e in executions for ev in e.get("events", [])]
+    return {
+        "pipelines": len(pipelines),
+        "stages": len(stages),
+        "executions": len(executions),
+        "events": len(events),
+        "artifacts": len({(ev["artifact"].get("type"), ev["artifact"].get("name")) for ev in events}),
+    }
