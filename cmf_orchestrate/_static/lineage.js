@@ -39,13 +39,21 @@
     return String(value);
   }
 
+  // On the canvas an artifact shows its file name; the full path is in the details and the list.
+  function caption(n) {
+    if (n.kind !== "artifact") return n.label;
+    if (n.subtype === "Environment") return "python environment";
+    var parts = String(n.label).split("/");
+    return parts[parts.length - 1] || n.label;
+  }
+
   var byId = {};
   var elements = [];
   data.nodes.forEach(function (n) {
     byId[n.id] = n;
     var l = look(n);
     elements.push({ group: "nodes", data: {
-      id: n.id, label: n.label, kind: n.kind, subtype: n.subtype, state: n.state,
+      id: n.id, label: caption(n), kind: n.kind, subtype: n.subtype, state: n.state,
       shape: l.shape, color: l.color, w: l.w, h: l.h, root: n.id === data.root ? 1 : 0 } });
   });
   data.edges.forEach(function (e, i) {
