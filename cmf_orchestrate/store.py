@@ -168,6 +168,7 @@ class MetadataStore:
         self._contexts: dict[tuple[str, str], ContextRecord] = {}
         self._linked: set[tuple[int, int]] = set()
         self._context_protos: dict[int, pb.Context] = {}
+        self._attributed: set[tuple[int, int]] = set()
         self._mlmd()  # fail early on an unreachable store
 
     # -- connection ---------------------------------------------------------------------
@@ -425,21 +426,56 @@ class MetadataStore:
             create_time_ms=artifact.create_time_since_epoch,
         )
 
-    def _resolve_artifact(self, draft: ArtifactDraft) -> pb.Artifact:
+    def _ensure_artifact(self, draft: ArtifactDraft) -> pb.Artifact:
+        """The stored artifact of a draft, created in its own transaction when absent.
+
+        Artifacts are content identities shared by concurrent writers; creating them
+        apart from the execution keeps duplicate-key races out of the execution's
+        transaction (PostgreSQL aborts a whole transaction on any failed statement).
+        """
         type_id = self.artifact_type_id(draft.kind)
         conn = self._mlmd()
         found = self._call("reading an artifact", conn.get_artifact_by_type_and_name, draft.kind.value, draft.name)
-        if found is not None:
-            if draft.custom_properties:
-                for k, v in draft.custom_properties.items():
-                    found.custom_properties[k].CopyFrom(to_value(v))
-            return found
-        artifact = pb.Artifact(type_id=type_id, name=draft.name, uri=draft.uri, state=pb.Artifact.LIVE)
-        for k, v in draft.properties.items():
-            artifact.properties[k].CopyFrom(to_value(v))
+        if found is None:
+            artifact = pb.Artifact(type_id=type_id, name=draft.name, uri=draft.uri, state=pb.Artifact.LIVE)
+            for k, v in draft.properties.items():
+                artifact.properties[k].CopyFrom(to_value(v))
+            for k, v in draft.custom_properties.items():
+                artifact.custom_properties[k].CopyFrom(to_value(v))
+            try:
+                [artifact.id] = self._call("recording an artifact", conn.put_artifacts, [artifact])
+                return artifact
+            except mlmd_errors.AlreadyExistsError:
+                found = self._call("reading an artifact", conn.get_artifact_by_type_and_name, draft.kind.value, draft.name)
+                if found is None:
+                    raise StoreError(f"artifact {draft.name!r} vanished while being recorded") from None
+        changed = False
         for k, v in draft.custom_properties.items():
-            artifact.custom_properties[k].CopyFrom(to_value(v))
-        return artifact
+            value = to_value(v)
+            if found.custom_properties[k] != value:
+                found.custom_properties[k].CopyFrom(value)
+                changed = True
+        if changed:
+            self._call("updating an artifact", conn.put_artifacts, [found])
+        return found
+
+    def _ensure_attributed(self, context_id: int, artifact_ids: Iterable[int]) -> None:
+        missing = [a for a in artifact_ids if (context_id, a) not in self._attributed]
+        if not missing:
+            return
+        conn = self._mlmd()
+        for artifact_id in missing:
+            try:
+                self._call(
+                    "attributing an artifact",
+                    conn.put_attributions_and_associations,
+                    [pb.Attribution(context_id=context_id, artifact_id=artifact_id)],
+                    [],
+                )
+            except mlmd_errors.AlreadyExistsError:
+                pass
+            with self._lock:
+                self._attributed.add((context_id, artifact_id))
 
     def write_execution(
         self,
@@ -491,9 +527,10 @@ class MetadataStore:
             if execution_id is not None and artifacts:
                 events = self._call("reading events", conn.get_events_by_execution_ids, [execution_id])
                 linked = {(e.artifact_id, e.type) for e in events}
+            resolved = [self._ensure_artifact(draft) for draft, _ in artifacts]
+            self._ensure_attributed(stage.id, [a.id for a in resolved])
             pairs: list[tuple[pb.Artifact, pb.Event | None]] = []
-            for draft, event_type in artifacts:
-                artifact = self._resolve_artifact(draft)
+            for artifact, (_, event_type) in zip(resolved, artifacts, strict=True):
                 kind = _EVENT_TO_PB[event_type]
                 # Logging the same artifact twice in one direction is one event, not an error.
                 event = None if artifact.id and (artifact.id, kind) in linked else pb.Event(type=kind)
