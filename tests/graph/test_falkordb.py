@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
+
+import pytest
+
 from cmf_orchestrate import graph
 from cmf_orchestrate.records import ExecutionState
 from tests.graph._expect import expected_edges, expected_labels, seed_query_rows
@@ -154,3 +160,25 @@ def test_sync_waits_out_a_stopped_server(example: Example) -> None:
             assert edges_by_id(read_graph(backend.graph)) == expected_edges(snapshots)
         finally:
             server.stop()
+
+
+def test_a_silent_server_times_out_and_leaves_the_execution_pending(
+    example: Example, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that accepts connections and never answers: the real driver gives up in time."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        uri = f"bolt://127.0.0.1:{silent.getsockname()[1]}"
+        backend = graph.Neo4jBackend(uri, "neo4j", "hunter2-pw", timeout=0.5, retry_time=0.5)
+        execution_id = example.ids[-1]
+        started = time.monotonic()
+        try:
+            with caplog.at_level(logging.WARNING, logger="cmf_orchestrate.graph"):
+                assert not graph.mirror_execution(example.settings, example.store, execution_id, backend=backend)
+        finally:
+            backend.close()
+    assert time.monotonic() - started < 10
+    assert example.store.unsynced_execution_ids() == [execution_id]
+    assert "unavailable" in caplog.text and "hunter2-pw" not in caplog.text
+    example.store.set_graph_synced([execution_id], True)

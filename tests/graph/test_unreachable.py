@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from pathlib import Path
@@ -61,6 +62,23 @@ def test_tasks_succeed_and_stay_pending_until_sync(
     assert not report.ok and report.error is not None
     assert "unavailable" in report.error and PASSWORD not in report.error
     assert store.unsynced_execution_ids() == ids
+
+    # The command line says the same.
+    from click.testing import CliRunner
+
+    from cmf_orchestrate.cli import cli
+
+    env = {"NEO4J_URI": uri, "NEO4J_USER_NAME": "neo4j", "NEO4J_PASSWD": PASSWORD}
+    args = ["--store", str(project / "mlmd"), "--json"]
+    status = CliRunner().invoke(cli, ["graph", "status", *args], env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout) == {"pending": 5}
+    pushed = CliRunner().invoke(cli, ["graph", "sync", *args], env=env)
+    assert pushed.exit_code == 1
+    data = json.loads(pushed.stdout)
+    assert (data["pending"], data["written"], data["failed"]) == (5, 0, 5)
+    assert "unavailable" in data["error"]
+    assert PASSWORD not in pushed.output
 
     # The graph is back: everything pending goes through, once.
     report = graph.sync(settings, backend=falkor_backend)
