@@ -45,6 +45,7 @@ test-prefect: .venv-prefect/.synced
 demo: venvs
 	.venv-prefect/bin/python -m examples.demo prefect
 	.venv-airflow/bin/python -m examples.demo airflow
+	.venv-prefect/bin/python -m examples.demo lineage
 
 lint: venvs
 	.venv-prefect/bin/ruff check cmf_orchestrate tests examples flows dags benchmarks
