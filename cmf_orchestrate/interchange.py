@@ -146,7 +146,7 @@ def export_document(
         pipeline_dict["stages"] = []
         for stage in stages_of[parent.id]:
             stage_dict = _context_dict(stage)
-            executions = store.executions_in_context(stage.id)
+            executions = sorted(store.executions_in_context(stage.id), key=lambda e: e.id)
             events = store.events_of_executions([e.id for e in executions])
             artifacts = {a.id: a for a in store.artifacts_by_id(sorted({ev.artifact_id for ev in events}))}
             by_execution: dict[int, list[dict[str, Any]]] = {e.id: [] for e in executions}

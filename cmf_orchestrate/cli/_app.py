@@ -35,6 +35,10 @@ PROG = "cmf-orchestrate"
 class CliError(click.ClickException):
     """A failure reported as one line on stderr with exit status 1."""
 
+    def __init__(self, message: str) -> None:
+        # One line, whatever the message looks like (native errors end in newlines, tabs).
+        super().__init__(" ".join(message.split()) or "failed")
+
     def show(self, file: Any = None) -> None:
         click.echo(f"{PROG}: error: {self.format_message()}", err=True, file=file)
 
@@ -149,7 +153,7 @@ def _set_store(ctx: click.Context, _param: click.Parameter, value: str | None) -
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.ensure_object(State).debug = True
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s", force=True)
     return value
 
 
@@ -341,8 +345,7 @@ def _os_message(exc: OSError) -> str:
 def _as_cli_error(ctx: click.Context, exc: BaseException, message: str) -> CliError:
     if _debugging(ctx):
         traceback.print_exception(exc, file=sys.stderr)
-    # One line, whatever the message looks like (native errors end in newlines, tabs).
-    return CliError(" ".join(message.split()) or type(exc).__name__)
+    return CliError(message or type(exc).__name__)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -364,6 +367,10 @@ def cli(ctx: click.Context, project_root: Path | None) -> None:
     """
     obj = ctx.ensure_object(State)
     obj.project_root = project_root
+    if not obj.debug and not logging.getLogger().handlers:
+        # Results and errors are the command's own output; library warnings would repeat them
+        # over several lines. --debug brings the logs back.
+        logging.getLogger().addHandler(logging.NullHandler())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -128,15 +128,17 @@ def _update_config(
         config.setdefault("store", {})["url"] = store_url
     elif "url" not in config.get("store", {}):
         config.setdefault("store", {})["url"] = "mlmd"
-    graph_table = config.setdefault("graph", {})
-    if graph is not None:
-        graph_table["enabled"] = graph
-    elif "enabled" not in graph_table:
-        graph_table["enabled"] = bool(neo4j_uri)
-    if neo4j_uri:
-        graph_table["uri"] = neo4j_uri
-    if neo4j_user:
-        graph_table["user"] = neo4j_user
+    # Like the settings themselves: naming a Neo4j server turns the graph on unless --no-graph says otherwise.
+    if graph is None and neo4j_uri:
+        graph = True
+    if graph is not None or neo4j_uri or neo4j_user:
+        graph_table = config.setdefault("graph", {})
+        if graph is not None:
+            graph_table["enabled"] = graph
+        if neo4j_uri:
+            graph_table["uri"] = neo4j_uri
+        if neo4j_user:
+            graph_table["user"] = neo4j_user
     if pipeline:
         config["pipeline"] = pipeline
     if config == existing:

@@ -1,0 +1,155 @@
+"""pipelines, stages, executions, artifacts, show; --help everywhere; errors as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Recorded, run_entry_point
+
+from cmf_orchestrate.cli import cli
+
+SUBCOMMANDS = [
+    ["init"],
+    ["pipelines"],
+    ["stages"],
+    ["executions"],
+    ["artifacts"],
+    ["show"],
+    ["lineage"],
+    ["diff"],
+    ["export"],
+    ["import"],
+    ["artifact", "push"],
+    ["artifact", "pull"],
+    ["reconcile"],
+    ["graph", "sync"],
+    ["graph", "status"],
+]
+
+
+def test_every_subcommand_has_help_and_takes_store(run_cli: Any, tmp_path: Path) -> None:
+    listed = run_cli(tmp_path, "--help")
+    assert listed.exit_code == 0
+    top_level = {args[0] for args in SUBCOMMANDS}
+    assert top_level == set(cli.commands), "the list above must name every subcommand"
+    for args in SUBCOMMANDS:
+        result = run_cli(tmp_path, *args, "--help")
+        assert result.exit_code == 0, (args, result.output)
+        assert "--store" in result.output and "Usage: cli" in result.output, args
+
+
+def test_pipelines_and_stages(recorded: Recorded, run_cli: Any) -> None:
+    result = run_cli(recorded.root, "pipelines", "--json")
+    assert result.exit_code == 0, result.output
+    [pipeline] = json.loads(result.output)
+    assert pipeline["name"] == "get_started"
+    assert (pipeline["stages"], pipeline["executions"], pipeline["failed"]) == (5, 9, 1)
+    table = run_cli(recorded.root, "pipelines")
+    assert table.output.splitlines()[1].startswith("get_started\t")
+
+    stages = json.loads(run_cli(recorded.root, "stages", "get_started", "--json").output)
+    by_name = {s["name"]: s for s in stages}
+    assert list(by_name) == ["prepare", "featurize", "train", "evaluate", "publish"]
+    assert by_name["train"]["executions"] == 2 and by_name["train"]["last_state"] == "COMPLETE"
+    assert by_name["publish"]["last_state"] == "FAILED"
+
+
+def test_executions_filters(recorded: Recorded, run_cli: Any) -> None:
+    def ids(*args: str) -> list[dict[str, Any]]:
+        result = run_cli(recorded.root, "executions", *args, "--json")
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.output))
+
+    everything = ids()
+    assert len(everything) == 9
+    assert [e["id"] for e in everything] == sorted((e["id"] for e in everything), reverse=True)  # newest first
+    trains = ids("--pipeline", "get_started", "--stage", "train")
+    assert [e["parameters"]["n_estimators"] for e in trains] == [16, 12]
+    assert ids("--stage", "get_started/train") == trains
+    [failed] = ids("--state", "failed")
+    assert failed["id"] == recorded.failed_execution and failed["stage"] == "publish"
+    assert failed["facts"]["error_type"] == "RuntimeError" and "disk full" in failed["facts"]["error_message"]
+    assert len(ids("--limit", "3")) == 3
+    assert len(ids("--since", "1d")) == 9
+    assert ids("--since", "2999-01-01") == []
+    table = run_cli(recorded.root, "executions", "--stage", "train")
+    header, *rows = table.output.splitlines()
+    assert header.split("\t")[:4] == ["id", "pipeline", "stage", "state"] and len(rows) == 2
+    assert run_cli(recorded.root, "executions", "--stage", "nope").exit_code == 1
+
+
+def test_artifacts_filters(recorded: Recorded, run_cli: Any) -> None:
+    def listed(*args: str) -> list[dict[str, Any]]:
+        result = run_cli(recorded.root, "artifacts", *args, "--json")
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.output))
+
+    models = listed("--type", "model")
+    assert [m["md5"] for m in models] == [recorded.md5_v2, recorded.md5_v1]
+    csvs = listed("--path", "data/*.csv")
+    assert {a["path"] for a in csvs} == {"data/raw.csv", "data/train.csv", "data/test.csv"}
+    assert len([a for a in csvs if a["path"] == "data/train.csv"]) == 2  # two versions
+    assert listed("--path", "nothing/*") == []
+    assert run_cli(recorded.root, "artifacts", "--type", "Nope").exit_code == 1
+
+
+def test_show_execution_and_artifact(recorded: Recorded, run_cli: Any) -> None:
+    result = run_cli(recorded.root, "show", str(recorded.failed_execution), "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["state"] == "FAILED" and shown["parameters"] == {"target": "prod"}
+    assert [a["type"] for a in shown["inputs"]] == ["Environment", "Model"] and shown["outputs"] == []
+    by_uuid = json.loads(run_cli(recorded.root, "show", shown["uuid"], "--json").output)
+    assert by_uuid["id"] == recorded.failed_execution
+
+    model = json.loads(run_cli(recorded.root, "show", "models/model.pkl", "--json").output)
+    assert model["md5"] == recorded.md5_v2  # a path means its newest version
+    assert [e["stage"] for e in model["produced_by"]] == ["train"]
+    assert sorted(e["stage"] for e in model["consumed_by"]) == ["evaluate", "publish"]
+    assert [v["md5"] for v in model["versions"]] == [recorded.md5_v2, recorded.md5_v1]
+    by_prefix = json.loads(run_cli(recorded.root, "show", recorded.md5_v1[:8], "--json").output)
+    assert by_prefix["name"] == recorded.model_v1
+
+    table = run_cli(recorded.root, "show", recorded.model_v1)
+    assert table.exit_code == 0
+    assert "# Artifact models/model.pkl" in table.output and f"md5\t{recorded.md5_v1}" in table.output
+    assert "produced by\t" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "no/such/file.csv"], "no artifact or execution matches 'no/such/file.csv'"),
+        (["lineage", "no/such/file.csv"], "no artifact matches 'no/such/file.csv'"),
+        (["show", "999999"], "no execution with id 999999"),
+        (["stages", "nope"], "no pipeline named 'nope'"),
+        (["pipelines", "--store", "ftp://host/db"], "unsupported scheme 'ftp'"),
+        (["pipelines", "--store", "missing/mlmd"], "no metadata store at"),
+        (["pipelines", "--store", "postgresql://user:s3cret@127.0.0.1:9/db"], "cannot open the metadata store"),
+        (["executions", "--since", "yesterday-ish"], "--since: 'yesterday-ish' is not a date"),
+    ],
+)
+def test_errors_are_one_line_through_the_entry_point(recorded: Recorded, args: list[str], message: str) -> None:
+    done = run_entry_point(recorded.root, *args)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cmf-orchestrate: error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+
+
+def test_debug_shows_the_traceback(recorded: Recorded) -> None:
+    done = run_entry_point(recorded.root, "show", "no/such/file.csv", "--debug")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("cmf-orchestrate: error: ")
+
+
+def test_entry_point_lists_pipelines(recorded: Recorded) -> None:
+    done = run_entry_point(recorded.root, "pipelines", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["name"] == "get_started"

@@ -1,0 +1,139 @@
+"""export (CMF dumptojson shape) and import: round trip into an empty store, no duplicates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import Recorded
+
+from cmf_orchestrate import CmfQuery, CmfSettings
+
+_VOLATILE = {"id", "create_time_since_epoch", "last_update_time_since_epoch", "artifact_id", "execution_id"}
+_STORE_IDS = {"Context_ID", "Pipeline_id"}  # ids of the store the execution lives in
+
+
+def _normal(document: dict[str, Any]) -> list[Any]:
+    """The document without store-assigned ids and times, in a stable order."""
+
+    def clean(node: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in node.items() if k not in _VOLATILE and k not in ("stages", "executions", "events")}
+        if "properties" in out:
+            out["properties"] = {k: v for k, v in out["properties"].items() if k not in _STORE_IDS}
+        return out
+
+    pipelines = []
+    for pipeline in document["Pipeline"]:
+        stages = []
+        for stage in pipeline["stages"]:
+            executions = []
+            for execution in stage["executions"]:
+                events = sorted(
+                    (
+                        {
+                            "type": ev["type"],
+                            "artifact": clean(ev["artifact"]),
+                            "timed": ev["milliseconds_since_epoch"] > 0,
+                        }
+                        for ev in execution["events"]
+                    ),
+                    key=lambda ev: (ev["type"], ev["artifact"]["name"]),
+                )
+                executions.append({**clean(execution), "events": events})
+            executions.sort(key=lambda e: e["properties"]["Execution_uuid"])
+            stages.append({**clean(stage), "executions": executions})
+        stages.sort(key=lambda s: s["name"])
+        pipelines.append({**clean(pipeline), "stages": stages})
+    return sorted(pipelines, key=lambda p: p["name"])
+
+
+def test_export_has_cmf_dumptojson_shape(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "export.json"
+    result = run_cli(recorded.root, "export", "--pipeline", "get_started", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    [pipeline] = document["Pipeline"]
+    assert pipeline["name"] == "get_started" and pipeline["type"] == "Parent_Context"
+    assert {"id", "name", "properties", "custom_properties", "create_time_since_epoch"} <= set(pipeline)
+    stage = next(s for s in pipeline["stages"] if s["name"] == "get_started/train")
+    assert stage["type"] == "Pipeline_Stage" and len(stage["executions"]) == 2
+    execution = stage["executions"][0]
+    assert execution["type"] == "train" and execution["properties"]["Context_Type"] == "train"
+    assert execution["properties"]["Execution_uuid"] and execution["last_known_state"] == "COMPLETE"
+    kinds = {(ev["type"], ev["artifact"]["type"]) for ev in execution["events"]}
+    assert kinds == {(3, "Environment"), (3, "Dataset"), (4, "Model")}  # MLMD INPUT = 3, OUTPUT = 4
+    model = next(ev["artifact"] for ev in execution["events"] if ev["type"] == 4)
+    assert model["name"] == recorded.model_v1 and model["uri"] == recorded.md5_v1
+    assert model["properties"]["model_framework"] == "sklearn"
+    to_stdout = run_cli(recorded.root, "export", "-o", "-")
+    assert json.loads(to_stdout.output) == document  # one pipeline only, so all == the filtered one
+    assert run_cli(recorded.root, "export", "--pipeline", "nope", "-o", str(out)).exit_code == 1
+
+
+def test_export_import_round_trips_into_an_empty_store(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    exported = tmp_path / "a.json"
+    assert run_cli(recorded.root, "export", "-o", str(exported)).exit_code == 0
+    target = tmp_path / "other"
+    target.mkdir()
+    imported = run_cli(target, "import", str(exported), "--json")
+    assert imported.exit_code == 0, imported.output
+    report = json.loads(imported.output)
+    assert report["executions_added"] == 9 and report["executions_skipped"] == 0
+    assert report["pipelines"] == 1 and report["stages"] == 5
+
+    again = tmp_path / "b.json"
+    assert run_cli(target, "export", "-o", str(again)).exit_code == 0
+    assert _normal(json.loads(again.read_text())) == _normal(json.loads(exported.read_text()))
+
+    # Same pipelines, stages, executions, artifacts and events through the query API.
+    source = CmfQuery(settings=CmfSettings(store="mlmd", project_root=recorded.root))
+    copy = CmfQuery(settings=CmfSettings(store="mlmd", project_root=target))
+    assert copy.get_pipeline_names() == source.get_pipeline_names()
+    assert sorted(copy.get_pipeline_stages("get_started")) == sorted(source.get_pipeline_stages("get_started"))
+    assert sorted(e.uuid for e in copy.store.executions()) == sorted(e.uuid for e in source.store.executions())
+    assert sorted((a.kind, a.name, a.uri) for a in copy.store.artifacts()) == sorted(
+        (a.kind, a.name, a.uri) for a in source.store.artifacts()
+    )
+    lineage = run_cli(target, "lineage", "metrics/scores.json", "--format", "json")
+    original = run_cli(recorded.root, "lineage", "metrics/scores.json", "--format", "json")
+    assert len(json.loads(lineage.output)["edges"]) == len(json.loads(original.output)["edges"])
+
+    # Importing the same file again adds nothing.
+    twice = run_cli(target, "import", str(exported), "--json")
+    report = json.loads(twice.output)
+    assert report["executions_added"] == 0 and report["executions_skipped"] == 9
+    assert len(copy.store.executions()) == 9 and len(copy.store.artifacts()) == len(source.store.artifacts())
+
+
+def test_import_merges_without_duplicating_artifacts(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    """A store that already has v1 receives a document with v1 and v2: v1's artifacts are reused by md5."""
+    document = json.loads(run_cli(recorded.root, "export", "-o", "-").output)
+    first_run = json.loads(json.dumps(document))
+    for stage in first_run["Pipeline"][0]["stages"]:
+        stage["executions"] = stage["executions"][:1] if stage["name"] != "get_started/publish" else []
+    part = tmp_path / "v1.json"
+    part.write_text(json.dumps(first_run))
+    full = tmp_path / "all.json"
+    full.write_text(json.dumps(document))
+    target = tmp_path / "merge"
+    target.mkdir()
+    assert run_cli(target, "import", str(part)).exit_code == 0
+    merged = run_cli(target, "import", str(full), "--json")
+    report = json.loads(merged.output)
+    assert (report["executions_added"], report["executions_skipped"]) == (5, 4)
+    copy = CmfQuery(settings=CmfSettings(store="mlmd", project_root=target))
+    uris = [(a.kind, a.uri) for a in copy.store.artifacts()]
+    assert len(uris) == len(set(uris))  # one artifact per (type, md5)
+    assert len(copy.store.executions()) == 9
+
+
+def test_import_rejects_a_malformed_file_before_writing(run_cli: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"Pipeline": [{"name": "p", "stages": [{"name": "p/s", "executions": [{"type": "t",
+        "events": [{"type": 3, "artifact": {"type": "Spreadsheet", "name": "x"}}]}]}]}]}))  # fmt: skip
+    result = run_cli(tmp_path, "import", str(bad))
+    assert result.exit_code == 1 and "unknown artifact type 'Spreadsheet'" in result.output
+    assert CmfQuery(settings=CmfSettings(store="mlmd", project_root=tmp_path)).get_pipeline_names() == []
+    (tmp_path / "junk.json").write_text("{not json")
+    assert run_cli(tmp_path, "import", str(tmp_path / "junk.json")).exit_code == 1

@@ -1,0 +1,158 @@
+"""`lineage` in every format, the HTML page rendered by Chromium, and `diff`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from _chromium import dump_dom, elements, screenshot
+from conftest import Recorded
+
+from cmf_orchestrate import CmfQuery, CmfSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _graph(recorded: Recorded, run_cli: Any, *args: str) -> dict[str, Any]:
+    result = run_cli(recorded.root, "lineage", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_json_upstream_of_the_final_metrics_reaches_the_raw_data(recorded: Recorded, run_cli: Any) -> None:
+    graph = _graph(recorded, run_cli, "metrics/scores.json")
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    root = nodes[graph["root"]]
+    assert root["kind"] == "artifact" and root["label"] == "metrics/scores.json"
+    # The newest metrics came from run v2: evaluate <- train(8 trees) <- featurize <- prepare(ratio .25) <- raw.
+    executions = [n for n in nodes.values() if n["kind"] == "execution"]
+    assert sorted(n["subtype"] for n in executions) == ["evaluate", "featurize", "prepare", "train"]
+    assert {n["state"] for n in executions} == {"COMPLETE"}
+    train = next(n for n in executions if n["subtype"] == "train")
+    assert train["properties"]["parameters"] == {"n_estimators": 16}
+    assert len(train["properties"]["code_fingerprint"]) == 32
+    paths = {n["label"] for n in nodes.values() if n["kind"] == "artifact"}
+    assert {"data/raw.csv", "data/train.csv", "features/train.csv", "models/model.pkl"} <= paths
+    assert {n["kind"] for n in nodes.values()} == {"pipeline", "stage", "execution", "artifact"}
+    for edge in graph["edges"]:
+        assert edge["source"] in nodes and edge["target"] in nodes
+    relations = {(nodes[e["source"]]["kind"], e["kind"], nodes[e["target"]]["kind"]) for e in graph["edges"]}
+    assert relations == {
+        ("artifact", "input", "execution"),
+        ("execution", "output", "artifact"),
+        ("stage", "runs", "execution"),
+        ("pipeline", "contains", "stage"),
+    }
+
+
+def test_down_and_depth_limit_what_is_walked(recorded: Recorded, run_cli: Any) -> None:
+    down = _graph(recorded, run_cli, "data/raw.csv", "--down", "--no-contexts")
+    labels = {n["label"] for n in down["nodes"] if n["kind"] == "artifact"}
+    assert {"data/train.csv", "features/test.csv", "models/model.pkl", "metrics/scores.json"} <= labels
+    # Both versions of prepare read raw.csv, and the failed publish run read a model.
+    assert sum(1 for n in down["nodes"] if n["kind"] == "execution" and n["subtype"] == "prepare") == 2
+    assert any(n["state"] == "FAILED" for n in down["nodes"] if n["kind"] == "execution")
+    one_hop = _graph(recorded, run_cli, "data/raw.csv", "--down", "--depth", "1", "--no-contexts")
+    assert {n["subtype"] for n in one_hop["nodes"] if n["kind"] == "execution"} == {"prepare"}
+
+
+def test_tree_mermaid_and_dot(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    tree = run_cli(recorded.root, "lineage", recorded.model_v1)
+    assert tree.exit_code == 0, tree.output
+    lines = tree.output.splitlines()
+    assert lines[0].startswith(f"Model models/model.pkl md5 {recorded.md5_v1}")
+    assert re.search(r"train #\d+ COMPLETE params n_estimators=12; code [0-9a-f]{8}", tree.output)
+    assert "Dataset data/raw.csv md5" in tree.output
+    mermaid = run_cli(recorded.root, "lineage", recorded.md5_v2, "--format", "mermaid", "-o", str(tmp_path / "g.mmd"))
+    assert mermaid.exit_code == 0, mermaid.output
+    text = (tmp_path / "g.mmd").read_text()
+    assert text.startswith("flowchart LR\n")
+    assert re.search(r'n\d+\{"Model: models/model.pkl [0-9a-f]{8}…"\}', text)
+    assert re.search(r"n\d+ -->\|output\| n\d+", text)
+    dot = run_cli(recorded.root, "lineage", "models/model.pkl", "-f", "dot")
+    assert dot.exit_code == 0, dot.output
+    assert dot.output.startswith('digraph "lineage" {') and dot.output.rstrip().endswith("}")
+    assert 'shape="diamond", peripheries="2"' in dot.output  # the model, marked as the root
+    if shutil.which("dot"):  # Graphviz, when present, must accept the file
+        import subprocess
+
+        subprocess.run(["dot", "-Tsvg"], input=dot.output, text=True, check=True, capture_output=True)
+
+
+def test_html_is_self_contained_and_draws_every_node(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    page = tmp_path / "lineage.html"
+    result = run_cli(recorded.root, "lineage", "metrics/scores.json", "--format", "html", "-o", str(page))
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    # One file, nothing to fetch: no external scripts, styles, images or fonts.
+    assert not re.search(r"<(script|img|iframe)[^>]+src=", html)
+    assert not re.search(r"<link[^>]+href=", html)
+    assert "@import" not in html and "url(http" not in html
+    expected = _graph(recorded, run_cli, "metrics/scores.json")
+    node_ids = {n["id"] for n in expected["nodes"]}
+
+    dom = dump_dom(page, tmp_path)
+    found = elements(dom)
+    body = next(e for e in found if e.tag == "body")
+    assert body.attrs["data-cmf-status"] == "drawn", body.attrs
+    assert int(body.attrs["data-cmf-nodes"]) == len(node_ids)
+    assert int(body.attrs["data-cmf-drawn"]) == len(node_ids)
+    assert int(body.attrs["data-cmf-edges"]) == len(expected["edges"])
+    items = {e.attrs["data-node-id"]: e for e in found if e.tag == "li" and "data-node-id" in e.attrs}
+    assert set(items) == node_ids
+    for node_id, item in items.items():
+        # Drawn = inside the viewport with a non-empty box, and painted on the canvas at its centre.
+        assert item.attrs["data-drawn"] == "true", node_id
+        x, y, w, h = (float(v) for v in item.attrs["data-box"].split(","))
+        assert w > 0 and h > 0 and x + w > 0 and y + h > 0, (node_id, item.attrs["data-box"])
+    shapes = {e.text for e in found if e.tag == "li" and not e.attrs}
+    assert any("pipeline (hexagon)" in s for s in shapes) and any("execution COMPLETE" in s for s in shapes)
+
+    # Clicking a node (here: selecting it through the URL) shows md5, parameters and times.
+    train = next(n for n in expected["nodes"] if n["kind"] == "execution" and n["subtype"] == "train")
+    selected = elements(dump_dom(page, tmp_path, f"#node={train['id']}"))
+    cells = [e.text for e in selected if e.tag in ("th", "td")]
+    table = dict(zip(cells[::2], cells[1::2], strict=False))
+    assert table["state"] == "COMPLETE"
+    assert json.loads(table["parameters"]) == {"n_estimators": 16}
+    assert table["start_time"] and table["end_time"] and len(table["code_fingerprint"]) == 32
+    model = next(n for n in expected["nodes"] if n["kind"] == "artifact" and n["subtype"] == "Model")
+    selected = elements(dump_dom(page, tmp_path, f"#node={model['id']}"))
+    cells = [e.text for e in selected if e.tag in ("th", "td")]
+    assert dict(zip(cells[::2], cells[1::2], strict=False))["md5"] == recorded.md5_v2
+
+    shot = screenshot(page, tmp_path / "lineage.png", tmp_path)
+    assert shot.stat().st_size > 10_000
+    keep = REPO / "test-artifacts" / "cli"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, keep / "lineage.png")
+    shutil.copyfile(page, keep / "lineage.html")
+
+
+def test_diff_explains_why_model_v2_differs_from_v1(recorded: Recorded, run_cli: Any) -> None:
+    result = run_cli(recorded.root, "diff", recorded.model_v1, recorded.model_v2, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["a"]["md5"] == recorded.md5_v1 and report["b"]["md5"] == recorded.md5_v2
+    assert report["same_content"] is False
+    changes = {(d["stage"], d["what"], d["name"]): (d["a"], d["b"]) for d in report["differences"]}
+    assert changes[("get_started/train", "parameter", "n_estimators")] == (12, 16)
+    assert changes[("get_started/prepare", "parameter", "ratio")] == (0.2, 0.25)
+    old_train, new_train = changes[("get_started/train", "input", "features/train.csv")]
+    assert old_train != new_train and len(old_train) == 32
+    assert ("get_started/featurize", "input", "data/train.csv") in changes
+    # The raw data and the code did not change.
+    assert not any(name == "data/raw.csv" for _, _, name in changes)
+    assert not any(what == "code" for _, what, _ in changes)
+    settings = CmfSettings(store="mlmd", project_root=recorded.root)
+    query = CmfQuery(settings=settings)
+    assert query.get_artifact(recorded.model_v1).md5 == recorded.md5_v1
+
+    table = run_cli(recorded.root, "diff", recorded.md5_v1, recorded.md5_v2)
+    assert table.exit_code == 0, table.output
+    assert "n_estimators\t12\t16" in table.output
+    same = run_cli(recorded.root, "diff", recorded.model_v1, recorded.model_v1)
+    assert same.exit_code == 1 and "same artifact" in same.output
