@@ -17,7 +17,7 @@ from typing import Any
 from prefect.assets import Asset
 from prefect.context import AssetContext
 
-from cmf_orchestrate.records import ArtifactRecord
+from cmf_orchestrate.records import ArtifactKind, ArtifactRecord
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def asset_key(path: str | Path, root: Path) -> str:
     key = f"file://{cleaned}"
     if len(key) > _MAX_KEY:
         digest = hashlib.sha1(location.encode(), usedforsecurity=False).hexdigest()[:12]
-        key = f"file://{digest}/...{cleaned[-(_MAX_KEY - 32):]}"
+        key = f"file://{digest}/...{cleaned[-(_MAX_KEY - 32) :]}"
     return key
 
 
@@ -71,16 +71,24 @@ def declare(inputs: Iterable[str], outputs: Iterable[str], root: Path) -> None:
 
 
 def describe(outputs: Iterable[ArtifactRecord], root: Path, facts: Mapping[str, Any]) -> None:
-    """Attach md5, MLMD ids and ``facts`` to the materialization of each recorded output."""
+    """Attach md5, MLMD ids and ``facts`` to the materialization of each recorded output file.
+
+    Outputs without a file (execution metrics logged through ``current_run()``) are not
+    assets and are left out.
+    """
     ctx = _context()
     if ctx is None:
         return
     known = {asset.key for asset in ctx.downstream_assets}
     for record in outputs:
+        if record.kind == ArtifactKind.ENVIRONMENT.value or not (root / record.path).exists():
+            continue
         key = asset_key(record.path, root)
         if key not in known:
             ctx.downstream_assets.add(Asset(key=key))
             known.add(key)
+            if ctx.materialized_by is None:
+                ctx.materialized_by = MATERIALIZED_BY
         metadata: dict[str, Any] = {
             "path": record.path,
             "md5": record.md5,

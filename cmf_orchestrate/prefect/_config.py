@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Union, cast
 
 from cmf_orchestrate.errors import ConfigError
 from cmf_orchestrate.settings import CmfSettings
@@ -82,7 +82,7 @@ def settings_from(source: ConfigSource | None, scope: str) -> CmfSettings:
     block = _cached(key)
     if block is None:
         try:
-            block = CmfConfig.load(source, _sync=True)  # type: ignore[call-arg]
+            block = cast("CmfConfig", CmfConfig.load(source, _sync=True))  # type: ignore[call-arg]
         except ValueError as exc:
             raise ConfigError(f"CmfConfig block {source!r} cannot be loaded: {exc}") from exc
         _remember(key, block)

@@ -55,6 +55,7 @@ def run_facts() -> dict[str, str | int]:
         run = task_ctx.task_run
         facts["task_key"] = run.task_key
         facts["task_run_id"] = str(run.id)
+        facts["task_run_name"] = run.name
         facts["attempt"] = int(run.run_count)
         if "flow_run_id" not in facts and run.flow_run_id is not None:
             facts["flow_run_id"] = str(run.flow_run_id)
@@ -73,8 +74,8 @@ def running_flow() -> Flow[Any, Any] | None:
 
 def flow_name() -> str | None:
     """Name of the running flow, if any."""
-    flow_ctx = FlowRunContext.get()
-    return flow_ctx.flow.name if flow_ctx is not None else None
+    flow = running_flow()
+    return flow.name if flow is not None else None
 
 
 def task_name(default: str) -> str:

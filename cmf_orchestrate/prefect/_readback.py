@@ -7,10 +7,9 @@ from uuid import UUID
 
 from prefect.artifacts import MarkdownArtifact
 
+from cmf_orchestrate.query import CmfQuery
 from cmf_orchestrate.records import ExecutionSnapshot
-from cmf_orchestrate.run import FACT_PREFIX
 from cmf_orchestrate.settings import CmfSettings
-from cmf_orchestrate.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +21,7 @@ def executions_of_flow_run(settings: CmfSettings, flow_run_id: str) -> list[Exec
         StoreUnavailableError: The store cannot be reached.
         StoreError: The store refused the query.
     """
-    store = open_store(settings.location)
-    quoted = flow_run_id.replace("\\", "\\\\").replace("'", "\\'")
-    query = f"custom_properties.`{FACT_PREFIX}flow_run_id`.string_value = '{quoted}'"
-    executions = sorted(store.executions(query), key=lambda e: e.id)
-    return [store.snapshot(e.id) for e in executions]
+    return CmfQuery(settings=settings).get_executions_by_fact("flow_run_id", flow_run_id)
 
 
 def publish_markdown(key: str, markdown: str, description: str, flow_run_id: UUID) -> None:

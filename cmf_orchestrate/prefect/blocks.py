@@ -69,9 +69,7 @@ def train(): ...
         description="ML Metadata store: a path, sqlite:///path, postgresql://user@host:port/db or mysql://...",
         examples=["mlmd", "postgresql://cmf@127.0.0.1:5432/cmf"],
     )
-    store_password: SecretStr | None = Field(
-        default=None, description="Password of a PostgreSQL or MySQL store."
-    )
+    store_password: SecretStr | None = Field(default=None, description="Password of a PostgreSQL or MySQL store.")
     project_root: str | None = Field(
         default=None, description="Project root: artifact paths are relative to it; it holds the DVC repository."
     )

@@ -24,8 +24,7 @@ from cmf_orchestrate.prefect import _ledger, _summary
 from cmf_orchestrate.prefect._config import ConfigSource, settings_from, validate_source
 
 if TYPE_CHECKING:
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.states import State
+    from prefect.client.schemas.objects import FlowRun, State
 
 __all__ = ["FlowDefaults", "cmf_flow", "flow_defaults", "publish_summary"]
 
@@ -57,7 +56,7 @@ def flow_defaults(flow: Flow[Any, Any] | None = None) -> FlowDefaults | None:
     """The CMF options of ``flow`` (default: the running flow), if it has any."""
     if flow is None:
         ctx = FlowRunContext.get()
-        if ctx is None:
+        if ctx is None or ctx.flow is None:
             return None
         flow = ctx.flow
     try:

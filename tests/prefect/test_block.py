@@ -1,0 +1,92 @@
+"""The ``CmfConfig`` block: registered through the collection entry point, used by tasks and flows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
+from prefect_testlib import Project
+from pydantic import SecretStr
+
+from cmf_orchestrate import CmfQuery, CmfSettings, ConfigError, ExecutionState
+from cmf_orchestrate.prefect import CmfConfig, cmf_flow, cmf_task
+
+
+def test_block_register_cli_finds_the_block_through_the_module() -> None:
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "cmf_orchestrate.prefect"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CMF Config" in done.stdout
+    with get_client(sync_client=True) as client:
+        block_type = client.read_block_type_by_slug("cmf-config")
+    assert block_type.name == "CMF Config"
+
+
+def test_tasks_and_flows_record_where_the_block_says(project: Project, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "metadata.sqlite"
+    CmfConfig(
+        store=str(other),
+        project_root=str(project.root),
+        graph=False,
+        neo4j_user="neo4j",
+        neo4j_password=SecretStr("s3cr3t-value"),
+        pipeline="from-block",
+    ).save("cmf-test-block", overwrite=True)
+
+    loaded = CmfConfig.load("cmf-test-block")
+    settings = loaded.to_settings()
+    assert isinstance(loaded.neo4j_password, SecretStr)
+    assert settings.location.path == other and settings.neo4j_password == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in repr(loaded)
+
+    @cmf_task(config="cmf-test-block")
+    def task_level() -> int:
+        return 1
+
+    @cmf_task
+    def inherits() -> int:
+        return 2
+
+    @cmf_task(config="no-such-block")
+    def misconfigured() -> int:
+        return 3
+
+    @flow
+    def plain_flow() -> None:
+        task_level()
+
+    @cmf_flow(config="cmf-test-block", pipeline="flow-default")
+    def configured_flow() -> None:
+        inherits()
+
+    @flow
+    def broken_flow() -> None:
+        misconfigured()
+
+    assert plain_flow(return_state=True).is_completed()
+    assert configured_flow(return_state=True).is_completed()
+    broken = broken_flow(return_state=True)
+
+    block_store = CmfQuery(settings=CmfSettings(store=str(other), project_root=project.root))
+    # The block's pipeline replaces the flow name; the flow's own pipeline wins over the block's.
+    assert sorted(block_store.get_pipeline_names()) == ["flow-default", "from-block"]
+    [task_execution] = block_store.get_all_exe_in_stage("from-block/task_level")
+    [flow_execution] = block_store.get_all_exe_in_stage("flow-default/inherits")
+    assert task_execution.state is flow_execution.state is ExecutionState.COMPLETE
+    # Nothing went to the store the environment names.
+    assert not (project.root / "mlmd").exists() or project.all_executions() == []
+
+    error = broken.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError) and "no-such-block" in str(error)
