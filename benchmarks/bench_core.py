@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from cmf_orchestrate import cmf  # noqa: E402
+from cmf_orchestrate import cmf
 
 
 def _baseline(path: Path, scratch: Path) -> float:
@@ -57,16 +57,20 @@ def main() -> None:
             writer.log_dataset(big.name, "input")
             ours.append(time.perf_counter() - start)
         new_ratio = statistics.median(ours) / statistics.median(base)
-        print(f"log_dataset new {args.size_mb} MB file: median {statistics.median(ours) * 1000:.0f} ms; "
-              f"hashlib md5 + one copy: {statistics.median(base) * 1000:.0f} ms; ratio {new_ratio:.2f}x (target <= 1.3x)")
+        print(
+            f"log_dataset new {args.size_mb} MB file: median {statistics.median(ours) * 1000:.0f} ms; "
+            f"hashlib md5 + one copy: {statistics.median(base) * 1000:.0f} ms; ratio {new_ratio:.2f}x (target <= 1.3x)"
+        )
 
         again = []
         for _ in range(args.repeat):
             start = time.perf_counter()
             writer.log_dataset("big-0.bin", "input")
             again.append(time.perf_counter() - start)
-        print(f"log_dataset unchanged {args.size_mb} MB file again: median {statistics.median(again) * 1000:.2f} ms "
-              f"(target < 10 ms)")
+        print(
+            f"log_dataset unchanged {args.size_mb} MB file again: median {statistics.median(again) * 1000:.2f} ms "
+            f"(target < 10 ms)"
+        )
         writer.finalize()
 
         for name in ("a.txt", "b.txt"):
@@ -81,9 +85,11 @@ def main() -> None:
             overhead.append(time.perf_counter() - start)
         writer.finalize()
         steady = overhead[3:]  # the first calls register types and contexts
-        print(f"create_context + create_execution + 2 x log_dataset (1 KB, SQLite): median "
-              f"{statistics.median(steady) * 1000:.2f} ms, p90 {sorted(steady)[int(len(steady) * 0.9)] * 1000:.2f} ms "
-              f"(target median < 10 ms)")
+        print(
+            f"create_context + create_execution + 2 x log_dataset (1 KB, SQLite): median "
+            f"{statistics.median(steady) * 1000:.2f} ms, p90 {sorted(steady)[int(len(steady) * 0.9)] * 1000:.2f} ms "
+            f"(target median < 10 ms)"
+        )
     finally:
         os.chdir("/")
         shutil.rmtree(root, ignore_errors=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 ENV_DIR = ".cmf-orchestrate/environments"
 
 _lock = threading.Lock()
-_snapshot: tuple[str, str] | None = None
+_snapshot: dict[str, tuple[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,8 @@ class EnvironmentFile:
 
 
 def _describe() -> tuple[str, str]:
-    global _snapshot
     with _lock:
-        if _snapshot is None:
+        if "this" not in _snapshot:
             seen: dict[str, str] = {}
             for dist in importlib.metadata.distributions():
                 name = dist.metadata["Name"]
@@ -44,8 +43,8 @@ def _describe() -> tuple[str, str]:
                 *sorted(seen.values(), key=str.lower),
             ]
             text = "\n".join(lines) + "\n"
-            _snapshot = (text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest())
-        return _snapshot
+            _snapshot["this"] = (text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest())
+        return _snapshot["this"]
 
 
 def environment_file(root: Path) -> EnvironmentFile:

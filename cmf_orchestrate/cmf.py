@@ -97,7 +97,9 @@ class Cmf:
             InvalidArgumentError: The stage name is empty or a property name is reserved.
         """
         if not pipeline_stage or not isinstance(pipeline_stage, str):
-            raise InvalidArgumentError(f"create_context: pipeline_stage must be a non-empty string, got {pipeline_stage!r}")
+            raise InvalidArgumentError(
+                f"create_context: pipeline_stage must be a non-empty string, got {pipeline_stage!r}"
+            )
         custom = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
         check_reserved(custom, "create_context custom_properties", FACT_PREFIX)
         self.child_context = self.store.stage_context(self.parent_context, pipeline_stage, custom or None)
@@ -121,7 +123,9 @@ class Cmf:
         if self._stage is None:
             raise CmfError("create_execution: call create_context(pipeline_stage=...) first")
         if not execution_type or not isinstance(execution_type, str):
-            raise InvalidArgumentError(f"create_execution: execution_type must be a non-empty string, got {execution_type!r}")
+            raise InvalidArgumentError(
+                f"create_execution: execution_type must be a non-empty string, got {execution_type!r}"
+            )
         if self._run is not None and not self._run.closed:
             self._run.complete()
         info = RunInfo(
@@ -136,7 +140,9 @@ class Cmf:
         self.execution = self._run.execution
         return self.execution
 
-    def update_execution(self, execution_id: int, custom_properties: Mapping[str, Any] | None = None) -> ExecutionRecord:
+    def update_execution(
+        self, execution_id: int, custom_properties: Mapping[str, Any] | None = None
+    ) -> ExecutionRecord:
         """Add or change custom properties of an execution.
 
         Raises:
@@ -183,7 +189,9 @@ class Cmf:
         custom_properties: Mapping[str, Any] | None = None,
     ) -> ArtifactRecord:
         """Record a model as an input or output of the current execution (see :meth:`TaskRun.log_model`)."""
-        return self._current("log_model").log_model(path, event, model_framework, model_type, model_name, custom_properties)
+        return self._current("log_model").log_model(
+            path, event, model_framework, model_type, model_name, custom_properties
+        )
 
     def log_metric(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> None:
         """Buffer one step of metrics (see :meth:`TaskRun.log_metric`)."""

@@ -215,7 +215,9 @@ class CmfQuery:
         if found:
             latest = max(found, key=lambda a: (a.create_time_ms, a.id))
             return [a for a in found if a.uri == latest.uri]
-        raise ArtifactNotFoundError(f"no artifact named {ref!r} (by name, md5 or path) in {self.store.location.redacted}")
+        raise ArtifactNotFoundError(
+            f"no artifact named {ref!r} (by name, md5 or path) in {self.store.location.redacted}"
+        )
 
     def resolve_artifact(self, text: str) -> ArtifactRecord:
         """The one artifact a user means by ``text``.
@@ -380,7 +382,12 @@ class CmfQuery:
             seen_executions.update(execution_ids)
             for execution in self.store.executions_by_id(execution_ids):
                 nodes[_eid(execution.id)] = LineageNode(
-                    _eid(execution.id), "execution", f"{execution.type} #{execution.id}", execution.type, execution, level
+                    _eid(execution.id),
+                    "execution",
+                    f"{execution.type} #{execution.id}",
+                    execution.type,
+                    execution,
+                    level,
                 )
             further = [e for e in self.store.events_of_executions(execution_ids) if e.type is away]
             new_ids = _unique(e.artifact_id for e in further if _aid(e.artifact_id) not in nodes)
@@ -402,7 +409,9 @@ class CmfQuery:
         )
 
     @staticmethod
-    def _edge(edges: dict[tuple[str, str, str], LineageEdge], artifact_id: int, execution_id: int, kind: EventType) -> None:
+    def _edge(
+        edges: dict[tuple[str, str, str], LineageEdge], artifact_id: int, execution_id: int, kind: EventType
+    ) -> None:
         if kind is EventType.INPUT:
             edge = LineageEdge(_aid(artifact_id), _eid(execution_id), "input")
         else:

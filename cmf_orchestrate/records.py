@@ -27,7 +27,7 @@ __all__ = [
 Value = str | int | float
 
 
-class ArtifactKind(str, enum.Enum):
+class ArtifactKind(enum.StrEnum):
     """The CMF artifact types; the value is the MLMD type name."""
 
     DATASET = "Dataset"
@@ -37,11 +37,8 @@ class ArtifactKind(str, enum.Enum):
     DATASLICE = "Dataslice"
     ENVIRONMENT = "Environment"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ExecutionState(str, enum.Enum):
+class ExecutionState(enum.StrEnum):
     """Execution states, named as in ML Metadata."""
 
     UNKNOWN = "UNKNOWN"
@@ -52,18 +49,12 @@ class ExecutionState(str, enum.Enum):
     CACHED = "CACHED"
     CANCELED = "CANCELED"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class EventType(str, enum.Enum):
+class EventType(enum.StrEnum):
     """Direction of an artifact relative to an execution."""
 
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,14 @@ from cmf_orchestrate.errors import (
     InvalidArgumentError,
     NoActiveRunError,
 )
-from cmf_orchestrate.records import ArtifactKind, ArtifactRecord, ContextRecord, EventType, ExecutionRecord, ExecutionState
+from cmf_orchestrate.records import (
+    ArtifactKind,
+    ArtifactRecord,
+    ContextRecord,
+    EventType,
+    ExecutionRecord,
+    ExecutionState,
+)
 from cmf_orchestrate.settings import CmfSettings
 from cmf_orchestrate.store import ArtifactDraft, MetadataStore, check_reserved, open_store
 from cmf_orchestrate.versioning import ContentHash, Versioner, versioner_for
@@ -176,7 +183,9 @@ class RunInfo:
         check_reserved(self.parameters, "parameters", FACT_PREFIX)
         for spec in (*self.inputs, *self.outputs):
             if not isinstance(spec, ArtifactSpec):
-                raise InvalidArgumentError(f"declared artifacts must be Dataset, Model, Metrics or Dataslice, got {spec!r}")
+                raise InvalidArgumentError(
+                    f"declared artifacts must be Dataset, Model, Metrics or Dataslice, got {spec!r}"
+                )
 
 
 class TaskRun:
@@ -212,7 +221,9 @@ class TaskRun:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"TaskRun(execution_id={self.execution_id}, stage={self.stage.name!r}, state={self.execution.state.value})"
+        return (
+            f"TaskRun(execution_id={self.execution_id}, stage={self.stage.name!r}, state={self.execution.state.value})"
+        )
 
     @property
     def execution_id(self) -> int:
@@ -271,7 +282,11 @@ class TaskRun:
             values = _read_metrics_file(self.versioner.root / content.path)
             custom = {**values, **custom}
             return ArtifactDraft(
-                ArtifactKind.METRICS, f"{content.path}:{content.md5}", content.md5, {"metrics_name": content.path}, custom
+                ArtifactKind.METRICS,
+                f"{content.path}:{content.md5}",
+                content.md5,
+                {"metrics_name": content.path},
+                custom,
             )
         kind = ArtifactKind.DATASLICE if isinstance(spec, Dataslice) else ArtifactKind.DATASET
         return self._file_draft(kind, content, custom)
@@ -283,7 +298,13 @@ class TaskRun:
         return ArtifactDraft(kind, f"{content.path}:{content.md5}", content.md5, props, custom)
 
     def _model_draft(
-        self, content: ContentHash, event: EventType, framework: str, model_type: str, model_name: str, custom: Mapping[str, Any]
+        self,
+        content: ContentHash,
+        event: EventType,
+        framework: str,
+        model_type: str,
+        model_name: str,
+        custom: Mapping[str, Any],
     ) -> ArtifactDraft:
         prefix = f"{content.path}:{content.md5}:"
         if event is EventType.INPUT:
@@ -336,12 +357,16 @@ class TaskRun:
         specs = self.info.outputs if outputs is None else outputs
         try:
             hashes = self._hash_all(specs, "output(s)")
-            drafts = [(self._draft(s, h, EventType.OUTPUT), EventType.OUTPUT) for s, h in zip(specs, hashes, strict=True)]
+            drafts = [
+                (self._draft(s, h, EventType.OUTPUT), EventType.OUTPUT) for s, h in zip(specs, hashes, strict=True)
+            ]
             drafts.extend(self._pending_step_metrics())
         except CmfError as exc:
             self.fail(exc)
             raise
-        self._write(drafts, ExecutionState.COMPLETE, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit})
+        self._write(
+            drafts, ExecutionState.COMPLETE, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit}
+        )
         self._close()
         return self.execution
 
@@ -350,7 +375,9 @@ class TaskRun:
         if self.closed:
             return self.execution
         facts = self._end_facts()
-        facts[FACT_PREFIX + "error_type"] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        facts[FACT_PREFIX + "error_type"] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
+            "builtins."
+        )
         facts[FACT_PREFIX + "error_message"] = _scrub(str(error), self.settings)[:4000]
         if reason:
             facts[FACT_PREFIX + "state_reason"] = reason
@@ -422,12 +449,18 @@ class TaskRun:
         """
         self._ensure_open("log_execution_metrics")
         if not metrics_name or not isinstance(metrics_name, str):
-            raise InvalidArgumentError(f"log_execution_metrics: metrics_name must be a non-empty string, got {metrics_name!r}")
+            raise InvalidArgumentError(
+                f"log_execution_metrics: metrics_name must be a non-empty string, got {metrics_name!r}"
+            )
         values = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
         check_reserved(values, "log_execution_metrics custom_properties", FACT_PREFIX)
         uri = str(uuid.uuid4())
         draft = ArtifactDraft(
-            ArtifactKind.METRICS, f"{metrics_name}:{uri}:{self.execution_id}", uri, {"metrics_name": metrics_name}, values
+            ArtifactKind.METRICS,
+            f"{metrics_name}:{uri}:{self.execution_id}",
+            uri,
+            {"metrics_name": metrics_name},
+            values,
         )
         [record] = self._write([(draft, EventType.OUTPUT)])
         return record
@@ -464,7 +497,13 @@ class TaskRun:
         _write_parquet(self.versioner.root / rel, rows)
         content = self.versioner.commit(rel)
         props = {"Commit": content.md5, "url": content.path}
-        return ArtifactDraft(ArtifactKind.STEP_METRICS, f"{content.path}:{content.md5}", content.md5, props, {"metrics_name": metrics_name}), EventType.OUTPUT
+        return ArtifactDraft(
+            ArtifactKind.STEP_METRICS,
+            f"{content.path}:{content.md5}",
+            content.md5,
+            props,
+            {"metrics_name": metrics_name},
+        ), EventType.OUTPUT
 
     def _pending_step_metrics(self) -> list[tuple[ArtifactDraft, EventType]]:
         # Steps logged but never committed are not lost: they are committed with the outputs.
@@ -594,7 +633,10 @@ def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInf
         return
     from cmf_orchestrate.reconcile import mark_abandoned
 
-    query = f"last_known_state = RUNNING AND custom_properties.`{FACT_PREFIX}task_run_id`.string_value = '{_quote(str(task_run_id))}'"
+    query = (
+        "last_known_state = RUNNING AND "
+        f"custom_properties.`{FACT_PREFIX}task_run_id`.string_value = '{_quote(str(task_run_id))}'"
+    )
     for execution in store.executions_in_context(stage.id, query):
         mark_abandoned(store, execution, "a later attempt of the same task run started")
 
@@ -652,7 +694,10 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     versioner.ensure_repo()
     env = environment_file(settings.project_root)
     env_draft = ArtifactDraft(
-        ArtifactKind.ENVIRONMENT, f"{env.path}:{env.md5}", env.md5, {"git_repo": git.repo, "Commit": env.md5, "url": env.path}
+        ArtifactKind.ENVIRONMENT,
+        f"{env.path}:{env.md5}",
+        env.md5,
+        {"git_repo": git.repo, "Commit": env.md5, "url": env.path},
     )
     execution, records = store.write_execution(
         execution_id=None,
@@ -702,5 +747,3 @@ def task_run(info: RunInfo, settings: CmfSettings | None = None) -> Iterator[Tas
         run.complete()
     finally:
         _current.reset(token)
-
-

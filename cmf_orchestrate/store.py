@@ -7,6 +7,7 @@ attribution to the stage context are recorded together or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -92,11 +93,22 @@ _STATE_TO_PB = {
 }
 _PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
 _EVENT_TO_PB = {EventType.INPUT: pb.Event.INPUT, EventType.OUTPUT: pb.Event.OUTPUT}
-_PB_TO_EVENT = {pb.Event.INPUT: EventType.INPUT, pb.Event.OUTPUT: EventType.OUTPUT, pb.Event.DECLARED_INPUT: EventType.INPUT, pb.Event.DECLARED_OUTPUT: EventType.OUTPUT}
+_PB_TO_EVENT = {
+    pb.Event.INPUT: EventType.INPUT,
+    pb.Event.OUTPUT: EventType.OUTPUT,
+    pb.Event.DECLARED_INPUT: EventType.INPUT,
+    pb.Event.DECLARED_OUTPUT: EventType.OUTPUT,
+}
 
 _RETRIES = 8
 _CONNECT_ATTEMPTS = 6
-_UNREACHABLE = ("connection pointer is NULL", "mysql_real_connect failed", "Connection refused", "ECONNREFUSED", "unable to open database file")
+_UNREACHABLE = (
+    "connection pointer is NULL",
+    "mysql_real_connect failed",
+    "Connection refused",
+    "ECONNREFUSED",
+    "unable to open database file",
+)
 T = TypeVar("T")
 
 
@@ -246,7 +258,9 @@ class MetadataStore:
                 return fn()
             except mlmd_errors.AlreadyExistsError:
                 if attempt == _RETRIES - 1:
-                    raise StoreError(f"{what}: lost a write race {_RETRIES} times on {self.location.redacted}") from None
+                    raise StoreError(
+                        f"{what}: lost a write race {_RETRIES} times on {self.location.redacted}"
+                    ) from None
                 time.sleep(0.01 * (attempt + 1))
             except mlmd_errors.AbortedError:
                 time.sleep(0.05 * (attempt + 1))
@@ -261,11 +275,17 @@ class MetadataStore:
             return cached
         conn = self._mlmd()
         cls = {"execution": pb.ExecutionType, "artifact": pb.ArtifactType, "context": pb.ContextType}[kind]
-        put = {"execution": conn.put_execution_type, "artifact": conn.put_artifact_type, "context": conn.put_context_type}[kind]
+        put = {
+            "execution": conn.put_execution_type,
+            "artifact": conn.put_artifact_type,
+            "context": conn.put_context_type,
+        }[kind]
         message = cls(name=name, properties=dict(properties))
 
         def create() -> int:
-            return int(self._call(f"registering {kind} type {name!r}", put, message, can_add_fields=True, can_omit_fields=True))
+            return int(
+                self._call(f"registering {kind} type {name!r}", put, message, can_add_fields=True, can_omit_fields=True)
+            )
 
         type_id = int(self._retrying(f"registering {kind} type {name!r}", create))
         with self._lock:
@@ -362,14 +382,12 @@ class MetadataStore:
         link = (record.id, pipeline.id)
         if link not in self._linked:
             conn = self._mlmd()
-            try:
+            with contextlib.suppress(mlmd_errors.AlreadyExistsError):
                 self._call(
                     "linking a stage to its pipeline",
                     conn.put_parent_contexts,
                     [pb.ParentContext(child_id=record.id, parent_id=pipeline.id)],
                 )
-            except mlmd_errors.AlreadyExistsError:
-                pass
             with self._lock:
                 self._linked.add(link)
         return record
@@ -446,7 +464,9 @@ class MetadataStore:
                 [artifact.id] = self._call("recording an artifact", conn.put_artifacts, [artifact])
                 return artifact
             except mlmd_errors.AlreadyExistsError:
-                found = self._call("reading an artifact", conn.get_artifact_by_type_and_name, draft.kind.value, draft.name)
+                found = self._call(
+                    "reading an artifact", conn.get_artifact_by_type_and_name, draft.kind.value, draft.name
+                )
                 if found is None:
                     raise StoreError(f"artifact {draft.name!r} vanished while being recorded") from None
         changed = False
@@ -465,15 +485,13 @@ class MetadataStore:
             return
         conn = self._mlmd()
         for artifact_id in missing:
-            try:
+            with contextlib.suppress(mlmd_errors.AlreadyExistsError):
                 self._call(
                     "attributing an artifact",
                     conn.put_attributions_and_associations,
                     [pb.Attribution(context_id=context_id, artifact_id=artifact_id)],
                     [],
                 )
-            except mlmd_errors.AlreadyExistsError:
-                pass
             with self._lock:
                 self._attributed.add((context_id, artifact_id))
 
@@ -570,7 +588,9 @@ class MetadataStore:
     def executions_in_context(self, context_id: int, filter_query: str | None = None) -> list[ExecutionRecord]:
         """Executions associated to a context, oldest first, optionally filtered (MLMD filter syntax)."""
         options = metadata_store.ListOptions(filter_query=filter_query) if filter_query else None
-        found = self._call("reading executions", self._mlmd().get_executions_by_context, context_id, list_options=options)
+        found = self._call(
+            "reading executions", self._mlmd().get_executions_by_context, context_id, list_options=options
+        )
         return [self._execution_record(e) for e in found]
 
     def executions(
@@ -738,8 +758,12 @@ class MetadataStore:
                 by_execution.setdefault(event.execution_id, []).append(event)
             for execution in executions:
                 mine = by_execution.get(execution.id, [])
-                inputs = tuple(artifacts[e.artifact_id] for e in mine if e.type is EventType.INPUT and e.artifact_id in artifacts)
-                outputs = tuple(artifacts[e.artifact_id] for e in mine if e.type is EventType.OUTPUT and e.artifact_id in artifacts)
+                inputs = tuple(
+                    artifacts[e.artifact_id] for e in mine if e.type is EventType.INPUT and e.artifact_id in artifacts
+                )
+                outputs = tuple(
+                    artifacts[e.artifact_id] for e in mine if e.type is EventType.OUTPUT and e.artifact_id in artifacts
+                )
                 yield ExecutionSnapshot(
                     pipeline=contexts.get(execution.pipeline_id)
                     or ContextRecord(execution.pipeline_id, execution.pipeline, PIPELINE_CONTEXT_TYPE),
@@ -748,7 +772,9 @@ class MetadataStore:
                     inputs=inputs,
                     outputs=outputs,
                     producers={
-                        a.id: tuple(sorted(producers[a.id] - {execution.id})) for a in inputs if producers.get(a.id, set()) - {execution.id}
+                        a.id: tuple(sorted(producers[a.id] - {execution.id}))
+                        for a in inputs
+                        if producers.get(a.id, set()) - {execution.id}
                     },
                 )
 
@@ -768,11 +794,17 @@ class MetadataStore:
         contexts = self.contexts_by_id([execution.stage_id, execution.pipeline_id])
         by_id = {c.id: c for c in contexts}
         stage = by_id.get(execution.stage_id) or ContextRecord(execution.stage_id, "", STAGE_CONTEXT_TYPE)
-        pipeline = by_id.get(execution.pipeline_id) or ContextRecord(execution.pipeline_id, execution.pipeline, PIPELINE_CONTEXT_TYPE)
+        pipeline = by_id.get(execution.pipeline_id) or ContextRecord(
+            execution.pipeline_id, execution.pipeline, PIPELINE_CONTEXT_TYPE
+        )
         events = self.events_of_executions([execution_id])
         artifacts = {a.id: a for a in self.artifacts_by_id({e.artifact_id for e in events})}
-        inputs = tuple(artifacts[e.artifact_id] for e in events if e.type is EventType.INPUT and e.artifact_id in artifacts)
-        outputs = tuple(artifacts[e.artifact_id] for e in events if e.type is EventType.OUTPUT and e.artifact_id in artifacts)
+        inputs = tuple(
+            artifacts[e.artifact_id] for e in events if e.type is EventType.INPUT and e.artifact_id in artifacts
+        )
+        outputs = tuple(
+            artifacts[e.artifact_id] for e in events if e.type is EventType.OUTPUT and e.artifact_id in artifacts
+        )
         producers: dict[int, list[int]] = {}
         for event in self.events_of_artifacts([a.id for a in inputs]):
             if event.type is EventType.OUTPUT and event.execution_id != execution_id:
@@ -826,7 +858,9 @@ def _ensure_wal(path: Path) -> None:
         "c.execute('PRAGMA journal_mode=WAL')\n"
         "c.close()\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=False)
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script; the path is an argument, not shell
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         logger.warning("could not switch %s to WAL mode: %s", path, result.stderr.strip()[-500:])
 
@@ -859,4 +893,6 @@ def check_reserved(mapping: Mapping[str, Any], what: str, prefix: str = "cmf.") 
         if not isinstance(key, str) or not key:
             raise InvalidArgumentError(f"{what}: property names must be non-empty strings, got {key!r}")
         if key.startswith(prefix):
-            raise InvalidArgumentError(f"{what}: {key!r} is reserved (names starting with {prefix!r} are set by cmf-orchestrate)")
+            raise InvalidArgumentError(
+                f"{what}: {key!r} is reserved (names starting with {prefix!r} are set by cmf-orchestrate)"
+            )

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,7 +158,9 @@ class Versioner:
             dvc_logger.setLevel(logging.WARNING)
             try:
                 try:
-                    Repo.init(os.fspath(self.root), no_scm=git is None, subdir=git is not None and git.parent != self.root)
+                    Repo.init(
+                        os.fspath(self.root), no_scm=git is None, subdir=git is not None and git.parent != self.root
+                    )
                 except DvcException:
                     if git is None:
                         raise
@@ -180,10 +182,8 @@ class Versioner:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-                try:
+                with suppress(FileNotFoundError):
                     lock_path.unlink()
-                except FileNotFoundError:
-                    pass
 
     def cache_dir(self) -> Path:
         """The DVC cache directory, honouring ``cache.dir`` of the repository config."""
@@ -294,7 +294,11 @@ class Versioner:
 
 def _yaml_str(value: str) -> str:
     plain = value.replace("-", "").replace("_", "").replace(".", "").replace("/", "")
-    if plain.isalnum() and not value[0].isdigit() and value.lower() not in {"yes", "no", "true", "false", "null", "on", "off"}:
+    if (
+        plain.isalnum()
+        and not value[0].isdigit()
+        and value.lower() not in {"yes", "no", "true", "false", "null", "on", "off"}
+    ):
         return value
     return json.dumps(value)
 
@@ -331,7 +335,8 @@ def set_remote(root: Path, url: str, name: str = "storage", default: bool = True
     Raises:
         ConfigError: DVC refused the remote.
     """
-    from dvc.config import Config, ConfigError as DvcConfigError
+    from dvc.config import Config
+    from dvc.config import ConfigError as DvcConfigError
 
     versioner = versioner_for(root)
     versioner.ensure_repo()
@@ -454,7 +459,9 @@ def checkout(root: Path, path: str, md5: str) -> ContentHash:
             try:
                 tree = Tree.load(cache, HashInfo("md5", md5))
             except FileNotFoundError:
-                raise ArtifactNotFoundError(f"directory {md5} of {rel!r} is not in the DVC cache; fetch it first") from None
+                raise ArtifactNotFoundError(
+                    f"directory {md5} of {rel!r} is not in the DVC cache; fetch it first"
+                ) from None
             if target.is_file():
                 target.unlink()
             for key, _, hash_info in tree:

@@ -49,18 +49,27 @@ def run_airflow() -> None:
     """Run the Airflow DAG once with dag.test() on an SQLite Airflow database."""
     _enter_project(fresh=False)
     home = Path(tempfile.mkdtemp(prefix="cmf-demo-airflow-"))
-    bundles = [{"name": "cmf-examples", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                "kwargs": {"path": str(REPO / "dags")}}]
-    os.environ.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-        # dag.test() runs without a DAG processor, so Airflow warns about every asset it has not registered yet.
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
-        "AIRFLOW_CONN_CMF_DEFAULT": json.dumps({"conn_type": "cmf", "extra": {"project_root": str(PROJECT), "store": "mlmd"}}),
-    })
+    bundles = [
+        {
+            "name": "cmf-examples",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(REPO / "dags")},
+        }
+    ]
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+            # dag.test() runs without a DAG processor, so Airflow warns about every asset it has not registered yet.
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+            "AIRFLOW_CONN_CMF_DEFAULT": json.dumps(
+                {"conn_type": "cmf", "extra": {"project_root": str(PROJECT), "store": "mlmd"}}
+            ),
+        }
+    )
     try:
         import pendulum
         from airflow.utils import db
@@ -90,8 +99,10 @@ def show_lineage() -> None:
             print(f"  {stage:<40} {len(executions)} execution(s) [{states}]")
     model = query.get_artifact(PREFECT_MODEL)
     print(f"\nlineage of {model.path} (md5 {model.uri}):\n")
-    for args in (["lineage", PREFECT_MODEL, "--format", "tree"],
-                 ["lineage", PREFECT_MODEL, "--format", "html", "-o", str(REPO / "lineage.html")]):
+    for args in (
+        ["lineage", PREFECT_MODEL, "--format", "tree"],
+        ["lineage", PREFECT_MODEL, "--format", "html", "-o", str(REPO / "lineage.html")],
+    ):
         status = cli(args)
         if status:
             raise SystemExit(status)

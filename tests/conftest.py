@@ -44,14 +44,34 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     monkeypatch.chdir(root)
-    for var in ("CMF_STORE", "CMF_PROJECT_ROOT", "CMF_GRAPH", "CMF_PIPELINE", "NEO4J_URI", "NEO4J_USER_NAME", "NEO4J_PASSWD"):
+    for var in (
+        "CMF_STORE",
+        "CMF_PROJECT_ROOT",
+        "CMF_GRAPH",
+        "CMF_PIPELINE",
+        "NEO4J_URI",
+        "NEO4J_USER_NAME",
+        "NEO4J_PASSWD",
+    ):
         monkeypatch.delenv(var, raising=False)
     return root
 
 
 def _drop_database(backend: str, name: str) -> None:
     if backend == "postgresql":
-        cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']
+        cmd = [
+            "psql",
+            "-h",
+            PG_HOST,
+            "-p",
+            str(PG_PORT),
+            "-U",
+            PG_USER,
+            "-d",
+            "postgres",
+            "-qc",
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        ]
     else:
         cmd = ["mariadb", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER, "-e", f"DROP DATABASE IF EXISTS `{name}`"]
     subprocess.run(cmd, check=False, capture_output=True, timeout=60)

@@ -15,8 +15,14 @@ def _worker(args: tuple[str, str, int, int]) -> int:
     settings = CmfSettings(store=store, project_root=Path(root))
     for run in range(runs):
         name = f"out/w{worker}-r{run}.txt"
-        info = RunInfo("cmf", "fan", f"task-{worker % 2}", inputs=[Dataset("shared.txt")], outputs=[Dataset(name)],
-                       facts={"attempt": 1, "task_run_id": f"{worker}-{run}"})
+        info = RunInfo(
+            "cmf",
+            "fan",
+            f"task-{worker % 2}",
+            inputs=[Dataset("shared.txt")],
+            outputs=[Dataset(name)],
+            facts={"attempt": 1, "task_run_id": f"{worker}-{run}"},
+        )
         with task_run(info, settings):
             Path(name).parent.mkdir(exist_ok=True)
             Path(name).write_text(f"{worker} {run}\n")
@@ -51,7 +57,11 @@ def test_concurrent_processes_lose_nothing(store_url: str, project: Path) -> Non
     executions = query.get_all_exe_in_stage("fan/task-0") + query.get_all_exe_in_stage("fan/task-1")
     assert len(executions) == workers * runs
     assert all(e.state is ExecutionState.COMPLETE for e in executions)
-    outputs = {a.path for e in executions for a in query.get_artifacts_for_execution(e.id)[next(iter(query.get_artifacts_for_execution(e.id)))] }
+    outputs = {
+        a.path
+        for e in executions
+        for a in query.get_artifacts_for_execution(e.id)[next(iter(query.get_artifacts_for_execution(e.id)))]
+    }
     assert "shared.txt" in outputs
     produced = [a for a in query.store.artifacts_of_type("Dataset") if a.path.startswith("out/")]
     assert len(produced) == workers * runs

@@ -80,8 +80,9 @@ def test_exception_fails_the_execution_and_propagates_unchanged(project: Path) -
 
 def test_missing_input_never_runs_user_code(project: Path) -> None:
     ran = []
-    with pytest.raises(ArtifactNotFoundError, match="'data/absent.csv'"), task_run(
-        _info(inputs=[Dataset("data/absent.csv")]), CmfSettings()
+    with (
+        pytest.raises(ArtifactNotFoundError, match=r"'data/absent\.csv'"),
+        task_run(_info(inputs=[Dataset("data/absent.csv")]), CmfSettings()),
     ):
         ran.append(True)
     assert ran == []
@@ -91,12 +92,16 @@ def test_missing_input_never_runs_user_code(project: Path) -> None:
 
 
 def test_missing_output_fails_the_try(project: Path) -> None:
-    with pytest.raises(ArtifactNotFoundError, match="'never-written.csv'"), task_run(
-        _info(outputs=[Dataset("never-written.csv")]), CmfSettings()
+    with (
+        pytest.raises(ArtifactNotFoundError, match=r"'never-written\.csv'"),
+        task_run(_info(outputs=[Dataset("never-written.csv")]), CmfSettings()),
     ):
         pass
     [execution] = CmfQuery("mlmd").get_all_exe_in_stage("pipe/step")
-    assert execution.state is ExecutionState.FAILED and execution.fact("error_type") == "cmf_orchestrate.errors.ArtifactNotFoundError"
+    assert (
+        execution.state is ExecutionState.FAILED
+        and execution.fact("error_type") == "cmf_orchestrate.errors.ArtifactNotFoundError"
+    )
 
 
 def test_templates_and_reserved_names() -> None:
@@ -120,7 +125,9 @@ def test_abandoned_attempts_are_reconciled(project: Path) -> None:
         os._exit(0)
         """
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=project, env={**os.environ, "CMF_PROJECT_ROOT": str(project)})
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=project, env={**os.environ, "CMF_PROJECT_ROOT": str(project)}
+    )
     store = open_store(CmfSettings().location)
     [dead] = store.executions("last_known_state = RUNNING")
     report = reconcile(CmfSettings())
@@ -129,7 +136,9 @@ def test_abandoned_attempts_are_reconciled(project: Path) -> None:
     assert after is not None and after.state is ExecutionState.FAILED and after.fact("state_reason") == "abandoned"
 
     # The next attempt of the same task run reconciles its predecessor by itself.
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=project, env={**os.environ, "CMF_PROJECT_ROOT": str(project)})
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=project, env={**os.environ, "CMF_PROJECT_ROOT": str(project)}
+    )
     [second] = store.executions("last_known_state = RUNNING")
     with task_run(_info(facts={"task_run_id": "tr-1", "attempt": 2}), CmfSettings()):
         pass
@@ -137,6 +146,9 @@ def test_abandoned_attempts_are_reconciled(project: Path) -> None:
 
 
 def test_importing_the_core_loads_no_orchestrator() -> None:
-    code = "import sys, cmf_orchestrate; print(sorted(m for m in ('airflow', 'prefect', 'neo4j', 'dvc') if m in sys.modules))"
+    code = (
+        "import sys, cmf_orchestrate; "
+        "print(sorted(m for m in ('airflow', 'prefect', 'neo4j', 'dvc') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"

@@ -38,7 +38,9 @@ def _run_pipeline(store: str) -> cmf.Cmf:
     for epoch in range(3):
         writer.log_metric("training", {"epoch": epoch, "loss": 1.0 / (epoch + 1)})
     writer.commit_metrics("training")
-    writer.log_model("model/rf.pkl", "output", model_framework="scikit-learn", model_type="RandomForestClassifier", model_name="rf")
+    writer.log_model(
+        "model/rf.pkl", "output", model_framework="scikit-learn", model_type="RandomForestClassifier", model_name="rf"
+    )
     writer.log_execution_metrics("train_metrics", scores)
 
     writer.create_context(pipeline_stage="evaluate")
@@ -57,7 +59,11 @@ def test_get_started_with_the_seed_api(project: Path) -> None:
     writer = _run_pipeline("mlmd")
     query = CmfQuery("mlmd")
     assert query.get_pipeline_names() == ["get-started"]
-    assert query.get_pipeline_stages("get-started") == ["get-started/prepare", "get-started/train", "get-started/evaluate"]
+    assert query.get_pipeline_stages("get-started") == [
+        "get-started/prepare",
+        "get-started/train",
+        "get-started/evaluate",
+    ]
     [prepare] = query.get_all_exe_in_stage("get-started/prepare")
     assert prepare.state is ExecutionState.COMPLETE  # completed when the next execution started
     assert prepare.parameters == {"ratio": 0.2, "tags": '["a", "b"]'}
@@ -101,7 +107,9 @@ def test_get_started_with_the_seed_api(project: Path) -> None:
         "data/train.csv",
     }
     assert "model/rf.pkl" in {a.path for a in query.get_all_child_artifacts("data/raw.csv")}
-    assert {a.path for a in query.get_one_hop_parent_artifacts("model/rf.pkl") if a.kind == "Dataset"} == {"data/train.csv"}
+    assert {a.path for a in query.get_one_hop_parent_artifacts("model/rf.pkl") if a.kind == "Dataset"} == {
+        "data/train.csv"
+    }
     # Environment: one artifact however many executions ran in this process.
     assert len(open_store(writer.settings.location).artifacts_of_type("Environment")) == 1
 
@@ -119,7 +127,7 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(project: Path, tmp_path: P
     first = writer.log_dataset("data/a.csv", "input")
     with pytest.raises(InvalidArgumentError, match="'sideways'"):
         writer.log_dataset("data/a.csv", "sideways")
-    with pytest.raises(ArtifactNotFoundError, match="data/missing.csv"):
+    with pytest.raises(ArtifactNotFoundError, match=r"data/missing\.csv"):
         writer.log_dataset("data/missing.csv", "output")
     outside = tmp_path / "outside.csv"
     outside.write_text("1")

@@ -23,7 +23,11 @@ from cmf_orchestrate.store import MetadataStore
 def test_server_urls(url: str, backend: str, host: str, port: int, database: str, user: str) -> None:
     location = parse_store_url(url)
     assert (location.backend, location.host, location.port, location.database, location.user) == (
-        backend, host, port, database, user,
+        backend,
+        host,
+        port,
+        database,
+        user,
     )
 
 

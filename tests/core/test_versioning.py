@@ -74,7 +74,7 @@ def test_paths_outside_the_project_and_missing_paths(project: Path, tmp_path: Pa
         versioner.commit(outside)
     with pytest.raises(PathOutsideProjectError, match="outside"):
         versioner.commit("../elsewhere.txt")
-    with pytest.raises(ArtifactNotFoundError, match="nope.csv"):
+    with pytest.raises(ArtifactNotFoundError, match=r"nope\.csv"):
         versioner.commit("nope.csv")
     assert not (project / "nope.csv.dvc").exists()
 
