@@ -73,7 +73,7 @@ SYNC_RETRY_TIME = 15.0
 #: (their executions stay pending) instead of each waiting for the connect timeout.
 TASK_COOLDOWN = 30.0
 #: Executions per transaction in ``graph sync``.
-DEFAULT_BATCH = 200
+DEFAULT_BATCH = 500
 #: Server-side limit of one write transaction, in seconds.
 _TRANSACTION_TIMEOUT = 120.0
 
@@ -381,6 +381,9 @@ def mirror_execution(
         target = backend if backend is not None else _backend(settings)
         target.ensure_schema()
         snapshots = list(store.execution_snapshots([execution_id]))
+        if not snapshots:
+            logger.warning("graph: execution %s is not in the metadata store; nothing to mirror", execution_id)
+            return False
         target.write(write_statements(snapshots, store.store_id))
     except CmfError as exc:
         logger.warning(

@@ -182,3 +182,8 @@ def test_a_silent_server_times_out_and_leaves_the_execution_pending(
     assert example.store.unsynced_execution_ids() == [execution_id]
     assert "unavailable" in caplog.text and "hunter2-pw" not in caplog.text
     example.store.set_graph_synced([execution_id], True)
+
+
+def test_an_unknown_execution_is_not_mirrored(example: Example, falkor_backend: FalkorBackend) -> None:
+    assert not graph.mirror_execution(example.settings, example.store, 10_000_000, backend=falkor_backend)
+    assert read_graph(falkor_backend.graph).labels == {}
