@@ -30,7 +30,14 @@ uv:
 
 venvs: .venv-airflow/.synced .venv-prefect/.synced
 
-test: venvs
+# CMF's own library, to check that it reads our stores. Its pinned dependencies conflict
+# with current Airflow and Prefect, so it is unpacked beside the environments, not into them.
+CMFLIB_VERSION := 0.1.0
+.cache/cmflib/.installed: | uv
+	$(UV) pip install --quiet --no-deps --python $(PYTHON) --target .cache/cmflib cmflib==$(CMFLIB_VERSION)
+	@touch $@
+
+test: venvs .cache/cmflib/.installed
 	@status=0; \
 	$(MAKE) --no-print-directory test-airflow || status=1; \
 	$(MAKE) --no-print-directory test-prefect || status=1; \
