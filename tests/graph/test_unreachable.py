@@ -102,3 +102,33 @@ def test_sync_without_a_uri_is_a_config_error(project: Path) -> None:
 def test_uri_password_is_redacted() -> None:
     assert graph.redact_uri("neo4j+s://me:hunter2@db.example:7687/x") == "neo4j+s://me:***@db.example:7687/x"
     assert graph.redact_uri("bolt://db.example:7687") == "bolt://db.example:7687"
+
+
+def test_seed_api_with_graph_true_reads_the_seed_variables(
+    project: Path, monkeypatch: pytest.MonkeyPatch, falkor_backend: FalkorBackend
+) -> None:
+    """``Cmf(graph=True)`` with the seed's NEO4J_* variables; Neo4j is down, then synced."""
+    from cmf_orchestrate.cmf import Cmf
+
+    monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("NEO4J_USER_NAME", "neo4j")
+    monkeypatch.setenv("NEO4J_PASSWD", PASSWORD)
+    (project / "raw.csv").write_text("a,b\n1,2\n")
+    metawriter = Cmf(filename="mlmd", pipeline_name="seed pipeline", graph=True)
+    metawriter.create_context(pipeline_stage="prepare")
+    execution = metawriter.create_execution(execution_type="prepare", custom_properties={"split": 0.2})
+    metawriter.log_dataset("raw.csv", "input")
+    (project / "train.csv").write_text("a,b\n1,2\n3,4\n")
+    metawriter.log_dataset("train.csv", "output")
+    metawriter.finalize()
+
+    store = open_store(metawriter.settings.location)
+    assert store.execution(execution.id).state is ExecutionState.COMPLETE  # type: ignore[union-attr]
+    assert store.unsynced_execution_ids() == [execution.id]
+
+    report = graph.sync(metawriter.settings, backend=falkor_backend)
+    assert report.ok and report.written == 1
+    rows = falkor_backend.graph.query(
+        "MATCH (a:Execution)-[r]-(b) WHERE (b:Dataset or b:Model or b:Metrics) RETURN type(r), b.path ORDER BY b.path"
+    ).result_set
+    assert rows == [["input", "raw.csv"], ["output", "train.csv"]]
