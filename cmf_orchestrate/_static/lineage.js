@@ -173,8 +173,11 @@
   });
 
   function runLayout() {
+    // Data flow decides the layout; pipeline and stage edges follow it loosely.
     cy.layout({ name: "dagre", rankDir: rankDir, nodeSep: 24, rankSep: 70, edgeSep: 10,
-                fit: true, padding: 30, animate: false }).run();
+                fit: true, padding: 30, animate: false,
+                edgeWeight: function (edge) { return edge.data("kind") === "input" || edge.data("kind") === "output" ? 4 : 1; }
+              }).run();
   }
   runLayout();
 

@@ -199,10 +199,8 @@ def executions_cmd(
         clauses.append(f"last_known_state = {state_.upper()}")
     if since:
         clauses.append(f"create_time_since_epoch >= {to_ms(parse_since(since))}")
-    executions = store.executions(" AND ".join(clauses) or None)
-    executions.sort(key=lambda e: (e.create_time_ms, e.id), reverse=True)
-    if limit:
-        executions = executions[:limit]
+    # Newest first, limited by the store itself rather than after loading everything.
+    executions = store.executions(" AND ".join(clauses) or None, limit=limit, newest_first=True)
     stages = stages_by_id(store, executions)
     if state().json_mode:
         emit_json([execution_dict(e, stages) for e in executions])

@@ -131,7 +131,8 @@ def to_render_graph(graph: LineageGraph, title: str = "") -> RenderGraph:
     type=click.Choice(FORMATS),
     default="tree",
     show_default=True,
-    help="tree prints in the terminal; json, mermaid, dot; html writes one self-contained interactive page.",
+    help="tree prints in the terminal; json, mermaid and dot print text; html writes one self-contained "
+    "interactive page (to lineage.html unless -o is given).",
 )
 @click.option("--no-contexts", is_flag=True, help="Leave pipelines and stages out of the graph.")
 @click.option(
