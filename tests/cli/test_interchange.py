@@ -137,3 +137,47 @@ def test_import_rejects_a_malformed_file_before_writing(run_cli: Any, tmp_path: 
     assert CmfQuery(settings=CmfSettings(store="mlmd", project_root=tmp_path)).get_pipeline_names() == []
     (tmp_path / "junk.json").write_text("{not json")
     assert run_cli(tmp_path, "import", str(tmp_path / "junk.json")).exit_code == 1
+
+
+def _on_a_terminal(cwd: Path, *args: str) -> str:
+    """Run the entry point with a pseudo-terminal as stdout and stderr; return what it showed."""
+    import os
+    import pty
+    import subprocess
+
+    from conftest import console_script
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CMF_", "NEO4J_"))}
+    env.update({"TERM": "xterm-256color", "COLUMNS": "120", "DVC_NO_ANALYTICS": "1"})
+    env.pop("NO_COLOR", None)
+    with subprocess.Popen(
+        [*console_script(), *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env
+    ) as proc:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=120)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(recorded: Recorded, run_cli: Any, tmp_path: Path) -> None:
+    exported = tmp_path / "a.json"
+    assert run_cli(recorded.root, "export", "-o", str(exported)).exit_code == 0
+    (tmp_path / "tty").mkdir()
+    shown = _on_a_terminal(tmp_path / "tty", "import", str(exported))
+    assert "importing" in shown and "\x1b[" in shown  # a drawn (then cleared) progress bar
+    assert "imported 9 executions" in shown
+    (tmp_path / "pipe").mkdir()
+    piped = run_cli(tmp_path / "pipe", "import", str(exported))
+    assert piped.exit_code == 0 and "importing" not in piped.output
+    as_json = _on_a_terminal(tmp_path / "tty", "import", str(exported), "--json")
+    assert "importing" not in as_json and '"executions_skipped": 9' in as_json
