@@ -741,15 +741,20 @@ class MetadataStore:
     def execution_snapshots(self, execution_ids: Sequence[int], chunk: int = 500) -> Iterable[ExecutionSnapshot]:
         """Snapshots of many executions, read in bulk per chunk of ids (missing ids are left out)."""
         contexts: dict[int, ContextRecord] = {}
+        # An artifact's producers are written once; a data set read by every run would
+        # otherwise bring all its events back with every chunk.
+        producers: dict[int, set[int]] = {}
         for ids in _chunks(list(execution_ids), chunk):
             executions = self.executions_by_id(ids)
             events = self.events_of_executions(ids)
             artifacts = {a.id: a for a in self.artifacts_by_id(_dedupe(e.artifact_id for e in events))}
             input_ids = _dedupe(e.artifact_id for e in events if e.type is EventType.INPUT)
-            producers: dict[int, set[int]] = {}
-            for event in self.events_of_artifacts(input_ids):
+            unknown = [a for a in input_ids if a not in producers]
+            for artifact_id in unknown:
+                producers[artifact_id] = set()
+            for event in self.events_of_artifacts(unknown):
                 if event.type is EventType.OUTPUT:
-                    producers.setdefault(event.artifact_id, set()).add(event.execution_id)
+                    producers[event.artifact_id].add(event.execution_id)
             wanted = [i for e in executions for i in (e.stage_id, e.pipeline_id) if i not in contexts]
             for context in self.contexts_by_id(_dedupe(wanted)):
                 contexts[context.id] = context
