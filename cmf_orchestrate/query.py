@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
 from cmf_orchestrate.records import (
+    ArtifactKind,
     ArtifactRecord,
     ContextRecord,
     EventType,
@@ -393,9 +394,13 @@ class CmfQuery:
             new_ids = _unique(e.artifact_id for e in further if _aid(e.artifact_id) not in nodes)
             for event in further:
                 self._edge(edges, event.artifact_id, event.execution_id, away)
+            frontier = []
             for artifact in self.store.artifacts_by_id(new_ids):
                 nodes[_aid(artifact.id)] = _artifact_node(artifact, level)
-            frontier = new_ids
+                # The Python environment is every execution's input and nobody's output:
+                # walking through it would only read every event in the store.
+                if artifact.kind != ArtifactKind.ENVIRONMENT.value:
+                    frontier.append(artifact.id)
         # Edges may name executions found on a later level only; keep those whose ends are known.
         kept = [e for e in edges.values() if e.source in nodes and e.target in nodes]
         if contexts and seen_executions:
