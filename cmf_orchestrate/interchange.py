@@ -81,10 +81,10 @@ class ImportReport:
 
 def _context_dict(context: ContextRecord) -> dict[str, Any]:
     return {
-        "create_time_since_epoch": getattr(context, "create_time_ms", 0),
+        "create_time_since_epoch": context.create_time_ms,
         "custom_properties": dict(context.custom_properties),
         "id": context.id,
-        "last_update_time_since_epoch": getattr(context, "update_time_ms", 0),
+        "last_update_time_since_epoch": context.update_time_ms,
         "name": context.name,
         "properties": dict(context.properties),
         "type": context.type,
@@ -110,7 +110,8 @@ def _artifact_dict(artifact: ArtifactRecord) -> dict[str, Any]:
         "create_time_since_epoch": artifact.create_time_ms,
         "custom_properties": dict(artifact.custom_properties),
         "id": artifact.id,
-        "last_update_time_since_epoch": getattr(artifact, "update_time_ms", artifact.create_time_ms),
+        # ArtifactRecord carries no update time; an artifact's content never changes after creation.
+        "last_update_time_since_epoch": artifact.create_time_ms,
         "name": artifact.name,
         "properties": dict(artifact.properties),
         "type": artifact.kind,

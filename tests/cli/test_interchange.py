@@ -58,6 +58,7 @@ def test_export_has_cmf_dumptojson_shape(recorded: Recorded, run_cli: Any, tmp_p
     assert {"id", "name", "properties", "custom_properties", "create_time_since_epoch"} <= set(pipeline)
     stage = next(s for s in pipeline["stages"] if s["name"] == "get_started/train")
     assert stage["type"] == "Pipeline_Stage" and len(stage["executions"]) == 2
+    assert stage["properties"] == {"Pipeline_Stage": "get_started/train"} and stage["create_time_since_epoch"] > 0
     execution = stage["executions"][0]
     assert execution["type"] == "train" and execution["properties"]["Context_Type"] == "train"
     assert execution["properties"]["Execution_uuid"] and execution["last_known_state"] == "COMPLETE"
