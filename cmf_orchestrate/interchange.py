@@ -110,8 +110,7 @@ def _artifact_dict(artifact: ArtifactRecord) -> dict[str, Any]:
         "create_time_since_epoch": artifact.create_time_ms,
         "custom_properties": dict(artifact.custom_properties),
         "id": artifact.id,
-        # ArtifactRecord carries no update time; an artifact's content never changes after creation.
-        "last_update_time_since_epoch": artifact.create_time_ms,
+        "last_update_time_since_epoch": getattr(artifact, "update_time_ms", artifact.create_time_ms),
         "name": artifact.name,
         "properties": dict(artifact.properties),
         "type": artifact.kind,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Recorded
 
 from cmf_orchestrate import CmfQuery, CmfSettings
@@ -182,3 +183,59 @@ def test_progress_bar_on_a_terminal_only(recorded: Recorded, run_cli: Any, tmp_p
     assert piped.exit_code == 0 and "importing" not in piped.output
     as_json = _on_a_terminal(tmp_path / "tty", "import", str(exported), "--json")
     assert "importing" not in as_json and '"executions_skipped": 9' in as_json
+
+
+CMFLIB = Path(__file__).resolve().parents[2] / ".cache" / "cmflib"
+
+
+def test_export_matches_cmflib_dumptojson(recorded: Recorded, run_cli: Any) -> None:
+    """Every key CMF's own dumptojson writes for this store is in our export, with the same value."""
+    import os
+    import subprocess
+    import sys
+
+    if not (CMFLIB / "cmflib" / "cmfquery.py").is_file():
+        message = f"cmflib is not unpacked in {CMFLIB} (`make test` does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    reader = "import sys; from cmflib.cmfquery import CmfQuery; print(CmfQuery('mlmd').dumptojson('get_started'))"
+    env = {**os.environ, "PYTHONPATH": str(CMFLIB), "CMF_LOG_FILE": str(recorded.root.parent / "cmflib.log")}
+    done = subprocess.run(
+        [sys.executable, "-c", reader], cwd=recorded.root, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = json.loads(run_cli(recorded.root, "export", "-o", "-").output)
+
+    from cmf_orchestrate.records import ArtifactRecord
+
+    # Artifact records carry an update time once the store reads it (requested); until then: creation time.
+    artifact_update = "update_time_ms" in ArtifactRecord.__dataclass_fields__
+
+    def same(mine: dict[str, Any], cmf: dict[str, Any], where: str) -> None:
+        for key, value in cmf.items():
+            if key in ("stages", "executions", "events", "artifact", "type_id"):
+                continue  # children are compared below; MLMD type ids are not part of our records
+            if key == "last_update_time_since_epoch" and where.startswith("artifact") and not artifact_update:
+                continue
+            assert key in mine, f"{where}: {key!r} missing"
+            assert mine[key] == value, f"{where}: {key!r}: {mine[key]!r} != {value!r}"
+
+    [p_theirs], [p_ours] = theirs["Pipeline"], ours["Pipeline"]
+    same(p_ours, p_theirs, "pipeline")
+    stages = {s["id"]: s for s in p_ours["stages"]}
+    assert sorted(stages) == sorted(s["id"] for s in p_theirs["stages"])
+    for stage in p_theirs["stages"]:
+        same(stages[stage["id"]], stage, f"stage {stage['name']}")
+        executions = {e["id"]: e for e in stages[stage["id"]]["executions"]}
+        assert sorted(executions) == sorted(e["id"] for e in stage["executions"])
+        for execution in stage["executions"]:
+            mine = executions[execution["id"]]
+            same(mine, execution, f"execution {execution['id']}")
+            events = {(ev["type"], ev["artifact"]["id"]): ev for ev in mine["events"]}
+            assert sorted(events) == sorted((ev["type"], ev["artifact"]["id"]) for ev in execution["events"])
+            for event in execution["events"]:
+                ours_event = events[(event["type"], event["artifact"]["id"])]
+                same(ours_event, event, f"event of execution {execution['id']}")
+                same(ours_event["artifact"], event["artifact"], f"artifact {event['artifact']['id']}")
