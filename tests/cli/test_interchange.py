@@ -239,3 +239,27 @@ def test_export_matches_cmflib_dumptojson(recorded: Recorded, run_cli: Any) -> N
                 ours_event = events[(event["type"], event["artifact"]["id"])]
                 same(ours_event, event, f"event of execution {execution['id']}")
                 same(ours_event["artifact"], event["artifact"], f"artifact {event['artifact']['id']}")
+
+
+@pytest.mark.parametrize(
+    "server",
+    [pytest.param("postgres_url", marks=pytest.mark.postgres), pytest.param("mysql_url", marks=pytest.mark.mysql)],
+)
+def test_import_into_a_database_server_store_by_url(
+    recorded: Recorded, run_cli: Any, tmp_path: Path, server: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(server)
+    exported = tmp_path / "a.json"
+    assert run_cli(recorded.root, "export", "-o", str(exported)).exit_code == 0
+    work = tmp_path / "work"
+    work.mkdir()
+    imported = run_cli(work, "import", str(exported), "--store", url, "--json")
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.output)["executions_added"] == 9
+    assert json.loads(run_cli(work, "pipelines", "--store", url, "--json").output)[0]["executions"] == 9
+    graph = run_cli(work, "lineage", "metrics/scores.json", "--store", url, "--format", "json")
+    original = run_cli(recorded.root, "lineage", "metrics/scores.json", "--format", "json")
+    assert graph.exit_code == 0, graph.output
+    assert len(json.loads(graph.output)["nodes"]) == len(json.loads(original.output)["nodes"])
+    again = run_cli(work, "export", "--store", url, "-o", "-")
+    assert _normal(json.loads(again.output)) == _normal(json.loads(exported.read_text()))
