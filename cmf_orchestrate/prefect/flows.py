@@ -68,9 +68,9 @@ def flow_defaults(flow: Flow[Any, Any] | None = None) -> FlowDefaults | None:
 def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
     """Flow state hook: publish the executions the flow run recorded as a markdown artifact.
 
-    Installed automatically (on completion and on failure) on ``@cmf_flow`` flows and
-    on any flow that runs a ``@cmf_task``; it can also be listed explicitly in
-    ``on_completion`` / ``on_failure``. Failures are logged, never raised: a summary
+    Installed automatically (on completion, failure, crash and cancellation) on
+    ``@cmf_flow`` flows and on any flow that runs a ``@cmf_task``; it can also be listed
+    explicitly in ``on_completion`` / ``on_failure``. Failures are logged, never raised: a summary
     never changes the outcome of a flow run.
     """
     from cmf_orchestrate.prefect import _readback
@@ -107,9 +107,14 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
 
 
 def install_summary(flow: Flow[Any, Any]) -> None:
-    """Add :func:`publish_summary` to the completion and failure hooks of ``flow`` (once)."""
+    """Add :func:`publish_summary` to the hooks of every final state of ``flow`` (once)."""
     with _hooks_lock:
-        for hooks in (flow.on_completion_hooks, flow.on_failure_hooks):
+        for hooks in (
+            flow.on_completion_hooks,
+            flow.on_failure_hooks,
+            flow.on_crashed_hooks,
+            flow.on_cancellation_hooks,
+        ):
             if publish_summary not in hooks:
                 hooks.append(publish_summary)
 

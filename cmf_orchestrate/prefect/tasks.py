@@ -153,7 +153,7 @@ def _specs(value: Sequence[ArtifactSpec] | ArtifactSpec | None, what: str) -> tu
     return items
 
 
-def _build(  # noqa: PLR0917 - private; mirrors cmf_task's keywords one to one
+def _build(
     fn: Callable[P, R],
     inputs: Sequence[ArtifactSpec] | ArtifactSpec | None,
     outputs: Sequence[ArtifactSpec] | ArtifactSpec | None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from cmf_orchestrate import (
 )
 from cmf_orchestrate.prefect import cmf_flow, cmf_task
 from cmf_orchestrate.run import code_fingerprint
+from cmf_orchestrate.versioning import versioner_for
 
 
 def _failure(state: State[Any]) -> BaseException:
@@ -242,3 +245,46 @@ def test_facts_pipeline_overrides_and_async_tasks(project: Project) -> None:
     assert project.executions("facts-flow", "renamed")
     [awaited_execution] = project.executions("flow-level", "awaited")
     assert awaited_execution.id == execution_id and awaited_execution.state is ExecutionState.COMPLETE
+
+
+def test_timeouts_and_caching_behave_as_with_task(project: Project) -> None:
+    from prefect.cache_policies import INPUTS
+
+    calls: list[str] = []
+
+    @cmf_task(timeout_seconds=2)
+    def slow() -> None:
+        time.sleep(10)
+
+    @cmf_task(cache_policy=INPUTS, persist_result=True)
+    def cached(token: str) -> str:
+        calls.append(token)
+        return token.upper()
+
+    @flow
+    def timing_out() -> None:
+        slow()
+
+    # Prefect's result cache outlives the session: a fresh token keeps this run's first call a miss.
+    token = uuid.uuid4().hex
+
+    @flow
+    def caching() -> list[str]:
+        return [cached(token), cached(token)]
+
+    # The timeout covers the whole task run, recording included: open the project first so
+    # that a cold import of DVC in this process does not use up the 2 seconds.
+    versioner_for(project.root).ensure_repo()
+    started = time.monotonic()
+    error = _failure(timing_out(return_state=True))
+    assert time.monotonic() - started < 8
+    assert isinstance(error, TimeoutError)
+    [execution] = project.executions("timing-out", "slow")
+    assert execution.state is ExecutionState.FAILED
+    # Prefect interrupts the function with its cancellation error, then reports the timeout.
+    assert execution.fact("error_type") and execution.fact("end_time")
+
+    assert caching() == [token.upper()] * 2
+    # The second call is served from Prefect's cache: the function did not run, nothing is recorded.
+    assert calls == [token]
+    assert [e.state for e in project.executions("caching", "cached")] == [ExecutionState.COMPLETE]
