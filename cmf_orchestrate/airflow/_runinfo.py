@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,28 @@ def task_instance_key(dag_id: str, task_id: str, run_id: str, map_index: int) ->
     return f"{dag_id}/{task_id}/{run_id}/{map_index}"
 
 
+_fingerprints: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
+
+
+def fingerprint(func: Callable[..., Any]) -> str:
+    """The core's code fingerprint of ``func``, computed once per function object."""
+    try:
+        return _fingerprints[func]
+    except KeyError:
+        pass
+    except TypeError:  # not weakly referenceable (a builtin, a bound method of a slotted class)
+        return code_fingerprint(func)
+    value = _fingerprints[func] = code_fingerprint(func)
+    return value
+
+
+def task_run_name(task_id: str, map_index: int, rendered_map_index: str | None) -> str:
+    """How Airflow shows a task instance: the task id, with the map index when mapped."""
+    if map_index < 0:
+        return task_id
+    return f"{task_id}[{rendered_map_index or map_index}]"
+
+
 def build_run_info(
     *,
     context: Context,
@@ -121,6 +144,7 @@ def build_run_info(
         "pipeline_run_id": ti.run_id,
         # Stable over tries: the core marks a try left RUNNING by a killed worker as abandoned.
         "task_run_id": task_instance_key(ti.dag_id, ti.task_id, ti.run_id, map_index),
+        "task_run_name": task_run_name(ti.task_id, map_index, getattr(ti, "rendered_map_index", None)),
         "attempt": int(ti.try_number),
         "map_index": map_index,
         "operator": operator_class,
@@ -137,7 +161,7 @@ def build_run_info(
         facts=facts,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
-        code_fingerprint=code_fingerprint(func),
+        code_fingerprint=fingerprint(func),
     )
 
 

@@ -16,6 +16,7 @@ URL) are registered with Airflow's secrets masker, so task logs show ``***``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from typing import Any, ClassVar
@@ -53,15 +54,13 @@ class CmfHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """How the Airflow UI shows the connection form."""
-        return {
-            "hidden_fields": ["schema"],
-            "relabeling": {"host": "Neo4j URI", "login": "Neo4j user", "password": "Neo4j password"},
-            "placeholders": {
-                "host": "bolt://neo4j.example.com:7687 (empty: no graph)",
-                "extra": json.dumps({"store": "postgresql://cmf@db:5432/mlmd", "project_root": "/srv/ml"}),
-            },
-        }
+        """How the Airflow UI shows the connection form.
+
+        Airflow 3.2+ reads this from the provider info instead; older 3.x minors call it.
+        """
+        from cmf_orchestrate.airflow.provider import UI_FIELD_BEHAVIOUR
+
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
 
     def get_conn(self) -> CmfSettings:
         """Same as :meth:`get_settings` (the ``BaseHook`` interface)."""

@@ -16,6 +16,16 @@ __all__ = ["get_provider_info"]
 
 _PACKAGE = "cmf-orchestrate"
 
+#: How the connection form shows a ``cmf`` connection (host and port hold the Neo4j address).
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema"],
+    "relabeling": {"host": "Neo4j URI or host", "login": "Neo4j user", "password": "Neo4j password"},
+    "placeholders": {
+        "host": "bolt://neo4j.example.com:7687 (empty: no graph)",
+        "extra": '{"store": "postgresql://cmf@db:5432/mlmd", "project_root": "/srv/ml", "graph": true}',
+    },
+}
+
 
 def _version() -> str:
     try:
@@ -65,16 +75,9 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "cmf",
                 "hook-name": "Common Metadata Framework",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {
-                        "host": "Neo4j URI",
-                        "login": "Neo4j user",
-                        "password": "Neo4j password",
-                    },
-                    "placeholders": {
-                        "host": "bolt://neo4j.example.com:7687 (empty: no graph)",
-                        "extra": '{"store": "postgresql://cmf@db:5432/mlmd", "project_root": "/srv/ml"}',
-                    },
+                    "hidden-fields": list(UI_FIELD_BEHAVIOUR["hidden_fields"]),
+                    "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+                    "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
                 },
             }
         ],

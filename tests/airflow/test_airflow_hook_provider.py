@@ -1,0 +1,148 @@
+"""The provider as Airflow discovers it, and the hook built from real Airflow connections."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from cmf_orchestrate import CmfSettings, ConfigError
+
+PASSWORD = "Hook-pw-4b7d2a9e-never-shown"
+
+
+@pytest.fixture
+def no_cmf_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "CMF_STORE",
+        "CMF_PROJECT_ROOT",
+        "CMF_GRAPH",
+        "CMF_PIPELINE",
+        "NEO4J_URI",
+        "NEO4J_USER_NAME",
+        "NEO4J_PASSWD",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_installed_entry_point_registers_decorator_hook_and_connection_type(airflow_db: Path) -> None:
+    [entry] = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("cmf_orchestrate.")]
+    assert entry.value == "cmf_orchestrate.airflow.provider:get_provider_info"
+
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk import task
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    runtime = ProvidersManagerTaskRuntime()
+    assert "cmf-orchestrate" in runtime.providers
+    assert runtime.taskflow_decorators["cmf"].__module__ == "cmf_orchestrate.airflow.decorator"
+    hook = runtime.hooks["cmf"]
+    assert hook is not None
+    assert (hook.hook_class_name, hook.connection_id_attribute_name, hook.hook_name) == (
+        "cmf_orchestrate.airflow.hook.CmfHook",
+        "cmf_conn_id",
+        "Common Metadata Framework",
+    )
+    # What a DAG author writes resolves through that registry.
+    assert task.cmf is runtime.taskflow_decorators["cmf"]
+    # The UI side (api-server): the connection form of type "cmf".
+    behaviour = ProvidersManager().field_behaviours["cmf"]
+    assert behaviour["hidden_fields"] == ["schema"]
+    assert behaviour["relabeling"]["password"] == "Neo4j password"
+
+
+def test_hook_reads_the_connection_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+
+    root = tmp_path / "proj"
+    store_url = f"postgresql://mlmd:{PASSWORD}@db.invalid:5433/mlmd"
+    query = urllib.parse.urlencode({"store": store_url, "project_root": str(root), "pipeline": "nightly"})
+    uri = f"cmf://neo4j:{PASSWORD}@neo4j.invalid:7688/?{query}"
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", uri)
+
+    with caplog.at_level("DEBUG"):
+        settings = CmfHook().get_settings()
+
+    assert settings == CmfSettings(
+        store=store_url,
+        project_root=root,
+        graph=True,
+        neo4j_uri="bolt://neo4j.invalid:7688",
+        neo4j_user="neo4j",
+        neo4j_password=PASSWORD,
+        pipeline="nightly",
+    )
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in caplog.text
+
+
+def test_named_connection_and_defaults_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None
+) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+
+    monkeypatch.setenv("CMF_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_LAB", json.dumps({"conn_type": "cmf", "extra": {"store": "lab.sqlite"}}))
+
+    settings = CmfHook(cmf_conn_id="cmf_lab").get_settings()
+
+    # What the connection leaves out (project root, graph) comes from the environment and defaults.
+    assert (settings.store, settings.project_root, settings.graph, settings.neo4j_uri) == (
+        "lab.sqlite",
+        tmp_path.resolve(),
+        False,
+        None,
+    )
+
+
+def test_unknown_extra_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch, no_cmf_env: None) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": {"stroe": "typo"}}))
+    with pytest.raises(ConfigError, match="stroe"):
+        CmfHook().get_settings()
+
+
+def test_test_connection_opens_the_store_or_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None
+) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CMF_DEFAULT",
+        json.dumps({"conn_type": "cmf", "extra": {"store": "mlmd", "project_root": str(tmp_path)}}),
+    )
+    ok, message = CmfHook().test_connection()
+    assert ok, message
+    assert "reachable" in message
+
+    # Nothing listens on port 1: the check fails, and the message names the store without its password.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CMF_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "cmf",
+                "extra": {"store": f"postgresql://cmf:{PASSWORD}@127.0.0.1:1/mlmd", "project_root": str(tmp_path)},
+            }
+        ),
+    )
+    ok, message = CmfHook().test_connection()
+    assert not ok
+    assert "StoreUnavailableError" in message
+    assert "127.0.0.1:1/mlmd" in message
+    assert PASSWORD not in message
+
+
+def test_explicit_connection_that_does_not_exist_fails_the_task(cmf_project: Path) -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from cmf_orchestrate.airflow._runinfo import resolve_settings
+
+    assert resolve_settings(None).project_root == cmf_project.resolve()
+    with pytest.raises(AirflowNotFoundException):
+        resolve_settings("cmf_missing")
