@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from cmf_orchestrate.store import MetadataStore
 
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
-_MD5_PREFIX = re.compile(r"^[0-9a-f]{6,31}$")
+_MD5_PREFIX = re.compile(r"^[0-9a-f]{6,32}(\.dir)?$")
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

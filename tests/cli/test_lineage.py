@@ -151,7 +151,9 @@ def test_diff_explains_why_model_v2_differs_from_v1(recorded: Recorded, run_cli:
     query = CmfQuery(settings=settings)
     assert query.get_artifact(recorded.model_v1).md5 == recorded.md5_v1
 
-    table = run_cli(recorded.root, "diff", recorded.md5_v1, recorded.md5_v2)
+    # As a user types them: path:md5 (the Model's full name also ends with the execution id).
+    v1, v2 = f"models/model.pkl:{recorded.md5_v1}", f"models/model.pkl:{recorded.md5_v2[:10]}"
+    table = run_cli(recorded.root, "diff", v1, v2)
     assert table.exit_code == 0, table.output
     assert "n_estimators\t12\t16" in table.output
     same = run_cli(recorded.root, "diff", recorded.model_v1, recorded.model_v1)
