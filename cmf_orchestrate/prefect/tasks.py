@@ -100,18 +100,23 @@ class _Recording:
     def recorded(self, settings: CmfSettings, info: RunInfo) -> Iterator[TaskRun]:
         """Run the body as one recorded attempt and announce its outputs as assets."""
         root = settings.project_root
-        _assets.declare((s.path for s in info.inputs), (s.path for s in info.outputs), root)
+        _announce(_assets.declare, (s.path for s in info.inputs), (s.path for s in info.outputs), root)
         running_flow = _context.running_flow()
         if running_flow is not None:
             install_summary(running_flow)
             _ledger.note_store(_context.flow_run_scope(), settings)
         with task_run(info, settings) as run:
             yield run
-        _assets.describe(
-            run.outputs,
-            root,
-            {"mlmd_execution_id": run.execution_id, "pipeline": run.pipeline.name, "stage": info.stage},
-        )
+        facts = {"mlmd_execution_id": run.execution_id, "pipeline": run.pipeline.name, "stage": info.stage}
+        _announce(_assets.describe, run.outputs, root, facts)
+
+
+def _announce(step: Callable[..., None], *args: Any) -> None:
+    """Run an asset announcement step; assets are a report and never fail the task run."""
+    try:
+        step(*args)
+    except (ValueError, RuntimeError) as exc:
+        logger.warning("Prefect asset announcement skipped: %s", exc)
 
 
 def _wrap(recording: _Recording) -> Callable[..., Any]:

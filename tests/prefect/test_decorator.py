@@ -6,6 +6,7 @@ import datetime
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prefect import Flow, Task, flow, task
@@ -109,3 +110,17 @@ def test_prefect_collection_entry_point_loads_the_adapter() -> None:
     module = loaded["cmf_orchestrate"]
     assert not isinstance(module, Exception), module
     assert module.CmfConfig.get_block_type_slug() == "cmf-config"
+
+
+def test_asset_keys_are_valid_for_any_path(tmp_path: Path) -> None:
+    from prefect.assets import Asset
+
+    from cmf_orchestrate.prefect._assets import asset_key
+
+    odd = asset_key("data/100% raw #1 [v2].csv", tmp_path)
+    long = asset_key("d/" + "x" * 600 + ".csv", tmp_path)
+
+    assert odd.startswith("file://") and odd.endswith("data/100__raw__1__v2_.csv")
+    assert Asset(key=odd).key == odd
+    assert len(long) <= 512 and Asset(key=long).key == long
+    assert asset_key("data/a.csv", tmp_path) == f"file://{(tmp_path / 'data/a.csv').resolve().as_posix()}"
