@@ -60,7 +60,7 @@
     elements.push({ group: "edges", data: { id: "e" + i, source: e.source, target: e.target, kind: e.kind } });
   });
 
-  document.title = data.title;
+  document.title = "Lineage: " + data.title;
   document.getElementById("title").textContent = data.title;
   var counts = {};
   data.nodes.forEach(function (n) { counts[n.kind] = (counts[n.kind] || 0) + 1; });

@@ -158,3 +158,45 @@ def test_diff_explains_why_model_v2_differs_from_v1(recorded: Recorded, run_cli:
     assert "n_estimators\t12\t16" in table.output
     same = run_cli(recorded.root, "diff", recorded.model_v1, recorded.model_v1)
     assert same.exit_code == 1 and "same artifact" in same.output
+
+
+def test_hostile_names_and_values_are_escaped_everywhere(project: Path, run_cli: Any, tmp_path: Path) -> None:
+    """A recorded path with quotes and brackets and a parameter holding markup break no format."""
+    from cmf_orchestrate import Dataset, RunInfo, task_run
+
+    weird = 'data/we"ird <b>&amp; \\ name.csv'
+    payload = "</script><script>document.title='owned'</script>"
+    Path("data").mkdir()
+    Path(weird).write_text("a,b\n1,2\n")
+    info = RunInfo(
+        "cmf",
+        'pipe "one"',
+        "step",
+        parameters={"note": payload},
+        inputs=[Dataset(weird)],
+        outputs=[Dataset("data/out.csv")],
+    )
+    with task_run(info, CmfSettings(store="mlmd", project_root=project)):
+        Path("data/out.csv").write_text("x\n")
+    info = RunInfo("cmf", 'pipe "one"', "next", inputs=[Dataset("data/out.csv")], outputs=[Dataset("data/final.csv")])
+    with task_run(info, CmfSettings(store="mlmd", project_root=project)):
+        Path("data/final.csv").write_text("y\n")
+
+    graph = json.loads(run_cli(project, "lineage", "data/final.csv", "--format", "json").output)
+    assert any(n["label"] == weird for n in graph["nodes"])
+    dot = run_cli(project, "lineage", "data/final.csv", "--format", "dot").output
+    assert 'label="Dataset: data/we\\"ird <b>&amp; \\\\ name.csv' in dot
+    mermaid = run_cli(project, "lineage", "data/final.csv", "--format", "mermaid").output
+    assert "we#quot;ird #lt;b#gt;&amp; \\ name.csv" in mermaid and '"ird' not in mermaid
+
+    page = tmp_path / "weird.html"
+    assert run_cli(project, "lineage", "data/final.csv", "--format", "html", "-o", str(page)).exit_code == 0
+    assert payload not in page.read_text()  # the markup never appears raw in the page
+    found = elements(dump_dom(page, tmp_path))
+    body = next(e for e in found if e.tag == "body")
+    assert body.attrs["data-cmf-status"] == "drawn"
+    assert next(e for e in found if e.tag == "title").text.startswith("Lineage: data/final.csv")
+    step = next(n for n in graph["nodes"] if n["kind"] == "execution" and n["subtype"] == "step")
+    selected = elements(dump_dom(page, tmp_path, f"#node={step['id']}"))
+    cells = [e.text for e in selected if e.tag in ("th", "td")]
+    assert json.loads(dict(zip(cells[::2], cells[1::2], strict=False))["parameters"]) == {"note": payload}
