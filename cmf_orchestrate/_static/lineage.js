@@ -199,6 +199,7 @@
     tooltip.style.display = "block";
   });
   cy.on("mouseout", "node", function () { tooltip.style.display = "none"; });
+  document.getElementById("cy").addEventListener("mouseleave", function () { tooltip.style.display = "none"; });
   cy.on("tap", "node", function (evt) { showDetails(evt.target.id()); });
   document.getElementById("fit").addEventListener("click", function () { cy.fit(undefined, 30); });
   document.getElementById("rankdir").addEventListener("click", function (evt) {

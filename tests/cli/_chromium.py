@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -115,3 +116,105 @@ def elements(dom: str) -> list[Element]:
     parser.feed(dom)
     parser.close()
     return parser.elements
+
+
+class DevTools:
+    """A page in headless Chromium driven through the DevTools protocol over a pipe.
+
+    Just enough of the protocol to evaluate JavaScript and send real mouse events:
+    messages are JSON objects separated by NUL bytes on file descriptors 3 (to the
+    browser) and 4 (from it).
+    """
+
+    def __init__(self, page: Path, work: Path) -> None:
+        binary = find_chromium()
+        commands_read, commands_write = os.pipe()  # we write commands; Chromium reads them on fd 3
+        replies_read, replies_write = os.pipe()  # Chromium writes replies on fd 4; we read them
+        profile = work / "profile-cdp"
+        profile.mkdir(parents=True, exist_ok=True)
+
+        def wire() -> None:
+            # Move both ends above 3 and 4 first, so that neither dup2 overwrites the other.
+            import fcntl
+
+            high_in = fcntl.fcntl(commands_read, fcntl.F_DUPFD, 10)
+            high_out = fcntl.fcntl(replies_write, fcntl.F_DUPFD, 10)
+            os.dup2(high_in, 3)
+            os.dup2(high_out, 4)
+
+        args = [a for a in _FLAGS if not a.startswith("--virtual-time-budget")]
+        self._proc = subprocess.Popen(
+            [binary, *args, f"--user-data-dir={profile}", "--remote-debugging-pipe", page.resolve().as_uri()],
+            preexec_fn=wire,  # noqa: PLW1509 - only two dup2 calls between fork and exec
+            pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(commands_read)
+        os.close(replies_write)
+        self._to_browser, self._from_browser = commands_write, replies_read
+        self._buffer = b""
+        self._next_id = 0
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page_target = next(t for t in targets if t["type"] == "page")
+        self._session = self.call("Target.attachToTarget", targetId=page_target["targetId"], flatten=True)["sessionId"]
+
+    def call(self, method: str, session: bool = False, **params: object) -> dict[str, object]:
+        """Send one command and wait for its reply."""
+        import json
+
+        self._next_id += 1
+        message: dict[str, object] = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self._session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._from_browser, 1 << 16)
+                if not chunk:
+                    raise AssertionError(f"Chromium closed the DevTools pipe while waiting for {method}")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+
+    def evaluate(self, expression: str) -> object:
+        """The value of a JavaScript expression in the page (promises awaited)."""
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
+        value = result.get("result", {})
+        assert isinstance(value, dict)
+        return value.get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0) -> object:
+        """Poll an expression until it is truthy."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {expression}")
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        """A real mouse event (mouseMoved, mousePressed, mouseReleased) at page coordinates."""
+        extra: dict[str, object] = {"button": "left", "clickCount": 1} if kind != "mouseMoved" else {}
+        self.call("Input.dispatchMouseEvent", session=True, type=kind, x=x, y=y, **extra)
+
+    def close(self) -> None:
+        """Stop the browser."""
+        with contextlib.suppress(AssertionError):  # the browser may already be gone
+            self.call("Browser.close")
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        for fd in (self._to_browser, self._from_browser):
+            os.close(fd)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from _chromium import dump_dom, elements, screenshot
+from _chromium import DevTools, dump_dom, elements, screenshot
 from conftest import Recorded
 
 from cmf_orchestrate import CmfQuery, CmfSettings
@@ -200,3 +200,50 @@ def test_hostile_names_and_values_are_escaped_everywhere(project: Path, run_cli:
     selected = elements(dump_dom(page, tmp_path, f"#node={step['id']}"))
     cells = [e.text for e in selected if e.tag in ("th", "td")]
     assert json.loads(dict(zip(cells[::2], cells[1::2], strict=False))["parameters"]) == {"note": payload}
+
+
+def test_hover_and_click_show_properties_with_real_mouse_events(
+    recorded: Recorded, run_cli: Any, tmp_path: Path
+) -> None:
+    page = tmp_path / "lineage.html"
+    assert run_cli(recorded.root, "lineage", "metrics/scores.json", "-f", "html", "-o", str(page)).exit_code == 0
+    nodes = _graph(recorded, run_cli, "metrics/scores.json")["nodes"]
+    model = next(n for n in nodes if n["kind"] == "artifact" and n["subtype"] == "Model")
+    train = next(n for n in nodes if n["kind"] == "execution" and n["subtype"] == "train")
+    browser = DevTools(page, tmp_path)
+    try:
+        assert browser.wait_for("document.body.dataset.cmfStatus === 'drawn'")
+
+        box = (
+            "(() => { const b = document.querySelector('li[data-node-id=\"ID\"]').dataset.box.split(',').map(Number);"
+            " const r = document.getElementById('cy').getBoundingClientRect();"
+            " return [r.left + b[0] + b[2] / 2, r.top + b[1] + b[3] / 2]; })()"
+        )
+
+        def centre(node_id: str) -> tuple[float, float]:
+            point = browser.evaluate(box.replace("ID", node_id))
+            assert isinstance(point, list)
+            return float(point[0]), float(point[1])
+
+        browser.mouse("mouseMoved", *centre(model["id"]))
+        tooltip = browser.wait_for(
+            "getComputedStyle(document.getElementById('tooltip')).display === 'block'"
+            " && document.getElementById('tooltip').textContent"
+        )
+        assert f"md5: {recorded.md5_v2}" in str(tooltip) and "models/model.pkl" in str(tooltip)
+
+        browser.mouse("mouseMoved", 5, 5)  # off the graph
+        assert browser.wait_for("getComputedStyle(document.getElementById('tooltip')).display === 'none'")
+        x, y = centre(train["id"])
+        browser.mouse("mouseMoved", x, y)
+        browser.mouse("mousePressed", x, y)
+        browser.mouse("mouseReleased", x, y)
+        details = str(
+            browser.wait_for(
+                "document.querySelector('#details table') && document.querySelector('#details table').innerText"
+            )
+        )
+        assert "execution · train" in details and '"n_estimators": 16' in details
+        assert "start_time" in details and "end_time" in details and "code_fingerprint" in details
+    finally:
+        browser.close()
