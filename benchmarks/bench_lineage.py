@@ -170,7 +170,12 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         command = [sys.executable, "-m", "cmf_orchestrate.cli", "--project-root", str(root), "lineage", independent]
         start = time.perf_counter()
-        done = subprocess.run([*command, "--up", "--format", "json", "-o", str(root / "p.json")], env=env, check=False)
+        done = subprocess.run(
+            [*command, "--up", "--format", "json", "-o", str(root / "p.json")],
+            env=env,
+            check=False,
+            capture_output=True,
+        )
         wall = time.perf_counter() - start
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import cmf_orchestrate.cli"], env=env, check=True)
