@@ -3,7 +3,7 @@ fresh project (DVC repository and SQLite MLMD store) per test."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +13,9 @@ from prefect_testlib import Project
 
 from cmf_orchestrate import CmfSettings
 
-if importlib.util.find_spec("prefect") is None:  # the Airflow environment: Airflow and Prefect exclude each other
+try:  # The distribution, not the module: tests/ is on sys.path, where "prefect" is this directory.
+    importlib.metadata.version("prefect")
+except importlib.metadata.PackageNotFoundError:  # the Airflow environment: Airflow and Prefect exclude each other
     collect_ignore_glob = ["test_*.py"]
 
 # Set before Prefect reads its settings; the harness server inherits them.
