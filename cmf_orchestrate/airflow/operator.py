@@ -31,8 +31,14 @@ class CmfOperator(PythonOperator):
     Every try of every task instance (mapped instances included) becomes one MLMD
     execution of the stage ``task_id`` in the pipeline ``dag_id``. Declared inputs
     must exist before the callable runs; declared outputs must exist after it
-    returns. Both are content-hashed with DVC, outputs are added to the DVC cache,
-    and outputs are emitted as Airflow asset events (inputs are declared inlets).
+    returns. Both are content-hashed with DVC and outputs are added to the DVC cache.
+    Inside the callable, :func:`cmf_orchestrate.current_run` is the running execution.
+
+    On Airflow's side a declared path is the asset ``cmf:<path>``
+    (:func:`~cmf_orchestrate.airflow.cmf_asset`). Inputs with a fixed path are inlets;
+    outputs with a fixed path are outlets, and outputs whose path is templated are
+    emitted through the asset alias ``cmf:<dag_id>.<task_id>``. Each output's asset
+    event carries its md5 and MLMD ids in ``extra``.
 
     Args:
         python_callable: The callable, as for ``PythonOperator``.

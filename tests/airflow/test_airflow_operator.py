@@ -186,7 +186,7 @@ def test_expand_over_four_items_is_four_executions(cmf_project: Path, run_dag) -
     dag_run = run_dag("cmf_t_mapped")
 
     assert dag_run.state == "success"
-    assert task_states(dag_run) == {("square", i): ("success", 1) for i in range(4)}
+    assert task_states(dag_run) == {(t, i): ("success", 1) for t in ("square", "cube") for i in range(4)}
     q = query(cmf_project)
     found = executions(q, "cmf_t_mapped", "square")
     assert sorted((e.fact("map_index"), e.parameters["x"], e.state) for e in found) == [
@@ -196,9 +196,15 @@ def test_expand_over_four_items_is_four_executions(cmf_project: Path, run_dag) -
         index = execution.fact("map_index")
         out = artifacts(q, execution.id, EventType.OUTPUT)
         assert {p: a.md5 for p, a in out.items()} == {f"mapped/{index}.txt": md5(cmf_project / f"mapped/{index}.txt")}
+    cubes = executions(q, "cmf_t_mapped", "cube")
+    assert sorted((e.fact("map_index"), e.parameters["suffix"], e.state) for e in cubes) == [
+        (i, str(i), ExecutionState.COMPLETE) for i in range(4)
+    ]
     events = asset_events(dag_run.run_id)
-    assert sorted(events) == [f"cmf:mapped/{i}.txt" for i in range(4)]
-    assert sorted(e["execution_id"] for e in events.values()) == sorted(e.id for e in found)
+    assert sorted(events) == sorted(
+        [f"cmf:mapped/{i}.txt" for i in range(4)] + [f"cmf:cubed/{i}.txt" for i in range(4)]
+    )
+    assert sorted(e["execution_id"] for e in events.values()) == sorted(e.id for e in [*found, *cubes])
 
 
 def test_operator_rejects_what_is_not_an_artifact_declaration() -> None:
@@ -206,3 +212,25 @@ def test_operator_rejects_what_is_not_an_artifact_declaration() -> None:
 
     with pytest.raises(InvalidArgumentError, match="not an artifact declaration"):
         CmfOperator(task_id="bad", python_callable=print, outputs=[42])
+
+
+def test_pipeline_name_from_operator_then_connection_then_dag_id(
+    cmf_project: Path, run_dag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dag_run = run_dag("cmf_t_pipeline")
+    assert dag_run.state == "success"
+    q = query(cmf_project)
+    assert sorted(q.get_pipeline_names()) == ["cmf_t_pipeline", "named_by_operator"]
+    assert only_execution(q, "named_by_operator", "named").fact("dag_id") == "cmf_t_pipeline"
+    assert only_execution(q, "cmf_t_pipeline", "default").state is ExecutionState.COMPLETE
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CMF_DEFAULT",
+        json.dumps(
+            {"conn_type": "cmf", "extra": {"project_root": str(cmf_project), "store": "mlmd", "pipeline": "team"}}
+        ),
+    )
+    run_dag("cmf_t_pipeline")
+    assert sorted(q.get_pipeline_names()) == ["cmf_t_pipeline", "named_by_operator", "team"]
+    assert len(executions(q, "named_by_operator", "named")) == 2
+    assert only_execution(q, "team", "default").fact("dag_id") == "cmf_t_pipeline"

@@ -163,4 +163,25 @@ with DAG("cmf_t_mapped", schedule=None, start_date=START, catchup=False) as mapp
         _write(f"mapped/{index}.txt", f"{x * x}\n")
         return x * x
 
-    square.expand(x=[1, 2, 3, 4])
+    squares = square.expand(x=[1, 2, 3, 4])
+
+    # The classic operator maps too; each instance renders its own output path.
+    cubes = CmfOperator.partial(
+        task_id="cube",
+        python_callable=copy_upper,
+        inputs=["mapped/0.txt"],
+        outputs=[Dataset("cubed/{{ ti.map_index }}.txt")],
+    ).expand(op_kwargs=[{"src": "mapped/0.txt", "dst": f"cubed/{i}.txt", "suffix": str(i)} for i in range(4)])
+    squares >> cubes
+
+
+# -- pipeline naming: the operator's argument, else the connection's, else the DAG id ---------------
+
+
+def noop() -> None:
+    return None
+
+
+with DAG("cmf_t_pipeline", schedule=None, start_date=START, catchup=False) as pipeline_dag:
+    CmfOperator(task_id="named", python_callable=noop, pipeline="named_by_operator")
+    CmfOperator(task_id="default", python_callable=noop)
