@@ -8,6 +8,7 @@ is one ML Metadata transaction, so a crash never leaves half of a step recorded.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -55,6 +56,7 @@ __all__ = [
     "code_fingerprint",
     "current_run",
     "open_run",
+    "record_cached",
     "task_run",
 ]
 
@@ -188,6 +190,92 @@ class RunInfo:
                 )
 
 
+class _Drafts:
+    """Turns declared and logged paths into artifact drafts (hash, cache, CMF naming)."""
+
+    def __init__(self, store: MetadataStore, versioner: Versioner, git: GitInfo, stage: ContextRecord) -> None:
+        self.store = store
+        self.versioner = versioner
+        self.git = git
+        self.stage = stage
+
+    def draft(
+        self, spec: ArtifactSpec, content: ContentHash, event: EventType, execution_id: int | None
+    ) -> ArtifactDraft | None:
+        """The draft of a declared artifact; None when it needs an execution id not known yet."""
+        custom = dict(spec.custom_properties)
+        check_reserved(custom, f"{type(spec).__name__}({spec.path!r}).custom_properties", FACT_PREFIX)
+        if isinstance(spec, Model):
+            return self.model_draft(
+                content, event, spec.framework, spec.model_type, spec.model_name, custom, execution_id
+            )
+        if isinstance(spec, Metrics):
+            values = _read_metrics_file(self.versioner.root / content.path)
+            custom = {**values, **custom}
+            return ArtifactDraft(
+                ArtifactKind.METRICS,
+                f"{content.path}:{content.md5}",
+                content.md5,
+                {"metrics_name": content.path},
+                custom,
+            )
+        kind = ArtifactKind.DATASLICE if isinstance(spec, Dataslice) else ArtifactKind.DATASET
+        return self.file_draft(kind, content, custom)
+
+    def file_draft(self, kind: ArtifactKind, content: ContentHash, custom: Mapping[str, Any]) -> ArtifactDraft:
+        """A ``<path>:<md5>`` artifact (Dataset, Dataslice, Step_Metrics)."""
+        props = {"git_repo": self.git.repo, "Commit": content.md5, "url": content.path}
+        if kind is ArtifactKind.STEP_METRICS:
+            props = {"Commit": content.md5, "url": content.path}
+        return ArtifactDraft(kind, f"{content.path}:{content.md5}", content.md5, props, custom)
+
+    def model_draft(
+        self,
+        content: ContentHash,
+        event: EventType,
+        framework: str,
+        model_type: str,
+        model_name: str,
+        custom: Mapping[str, Any],
+        execution_id: int | None,
+    ) -> ArtifactDraft | None:
+        """A ``<path>:<md5>:<execution id>`` model; a model read is the one that was written."""
+        prefix = f"{content.path}:{content.md5}:"
+        if event is EventType.INPUT:
+            for existing in self.store.artifacts_by_uri(content.md5):
+                if existing.kind == ArtifactKind.MODEL.value and existing.name.startswith(prefix):
+                    return ArtifactDraft(ArtifactKind.MODEL, existing.name, existing.uri, {}, custom)
+        if execution_id is None:
+            return None
+        props = {
+            "model_framework": framework or "Default",
+            "model_type": model_type or "Default",
+            "model_name": model_name or Path(content.path).name,
+            "Commit": content.md5,
+            "url": content.path,
+        }
+        return ArtifactDraft(ArtifactKind.MODEL, f"{prefix}{execution_id}", content.md5, props, custom)
+
+    def hash_all(self, specs: Sequence[ArtifactSpec], direction: str) -> list[ContentHash]:
+        """Hash and cache every spec; report every missing path at once.
+
+        Raises:
+            ArtifactNotFoundError: Some paths are missing (all of them are named).
+            PathOutsideProjectError: A path lies outside the project root.
+        """
+        missing: list[str] = []
+        for spec in specs:
+            rel = self.versioner.relpath(spec.path)
+            if not (self.versioner.root / rel).exists():
+                missing.append(rel)
+        if missing:
+            raise ArtifactNotFoundError(
+                f"declared {direction} missing for {self.stage.name!r}: {', '.join(repr(m) for m in missing)}"
+                f" (under {str(self.versioner.root)!r})"
+            )
+        return [self.versioner.commit(spec.path) for spec in specs]
+
+
 class TaskRun:
     """One recorded execution: an attempt of a stage, open until completed or failed.
 
@@ -214,6 +302,7 @@ class TaskRun:
         self.execution = execution
         self.info = info
         self._git = git
+        self._drafts = _Drafts(store, versioner, git, stage)
         self._lock = threading.RLock()
         self._step_metrics: dict[str, list[dict[str, Any]]] = {}
         self.inputs: list[ArtifactRecord] = []
@@ -274,28 +363,12 @@ class TaskRun:
             raise CmfError(f"{what}: execution {self.execution_id} is already {self.execution.state.value}")
 
     def _draft(self, spec: ArtifactSpec, content: ContentHash, event: EventType) -> ArtifactDraft:
-        custom = dict(spec.custom_properties)
-        check_reserved(custom, f"{type(spec).__name__}({spec.path!r}).custom_properties", FACT_PREFIX)
-        if isinstance(spec, Model):
-            return self._model_draft(content, event, spec.framework, spec.model_type, spec.model_name, custom)
-        if isinstance(spec, Metrics):
-            values = _read_metrics_file(self.versioner.root / content.path)
-            custom = {**values, **custom}
-            return ArtifactDraft(
-                ArtifactKind.METRICS,
-                f"{content.path}:{content.md5}",
-                content.md5,
-                {"metrics_name": content.path},
-                custom,
-            )
-        kind = ArtifactKind.DATASLICE if isinstance(spec, Dataslice) else ArtifactKind.DATASET
-        return self._file_draft(kind, content, custom)
+        draft = self._drafts.draft(spec, content, event, self.execution_id)
+        assert draft is not None  # with an execution id every draft can be named
+        return draft
 
     def _file_draft(self, kind: ArtifactKind, content: ContentHash, custom: Mapping[str, Any]) -> ArtifactDraft:
-        props = {"git_repo": self._git.repo, "Commit": content.md5, "url": content.path}
-        if kind in (ArtifactKind.STEP_METRICS,):
-            props = {"Commit": content.md5, "url": content.path}
-        return ArtifactDraft(kind, f"{content.path}:{content.md5}", content.md5, props, custom)
+        return self._drafts.file_draft(kind, content, custom)
 
     def _model_draft(
         self,
@@ -306,34 +379,12 @@ class TaskRun:
         model_name: str,
         custom: Mapping[str, Any],
     ) -> ArtifactDraft:
-        prefix = f"{content.path}:{content.md5}:"
-        if event is EventType.INPUT:
-            # A model read here is most likely the one an earlier execution wrote: reuse it.
-            for existing in self.store.artifacts_by_uri(content.md5):
-                if existing.kind == ArtifactKind.MODEL.value and existing.name.startswith(prefix):
-                    return ArtifactDraft(ArtifactKind.MODEL, existing.name, existing.uri, {}, custom)
-        props = {
-            "model_framework": framework or "Default",
-            "model_type": model_type or "Default",
-            "model_name": model_name or Path(content.path).name,
-            "Commit": content.md5,
-            "url": content.path,
-        }
-        return ArtifactDraft(ArtifactKind.MODEL, f"{prefix}{self.execution_id}", content.md5, props, custom)
+        draft = self._drafts.model_draft(content, event, framework, model_type, model_name, custom, self.execution_id)
+        assert draft is not None
+        return draft
 
     def _hash_all(self, specs: Sequence[ArtifactSpec], direction: str) -> list[ContentHash]:
-        """Hash and cache every spec; report every missing path at once."""
-        missing: list[str] = []
-        for spec in specs:
-            rel = self.versioner.relpath(spec.path)
-            if not (self.versioner.root / rel).exists():
-                missing.append(rel)
-        if missing:
-            raise ArtifactNotFoundError(
-                f"declared {direction} missing for {self.stage.name!r}: {', '.join(repr(m) for m in missing)}"
-                f" (under {str(self.versioner.root)!r})"
-            )
-        return [self.versioner.commit(spec.path) for spec in specs]
+        return self._drafts.hash_all(specs, direction)
 
     def record_inputs(self, specs: Sequence[ArtifactSpec]) -> list[ArtifactRecord]:
         """Check, hash, cache and record declared inputs in one transaction.
@@ -347,13 +398,22 @@ class TaskRun:
         drafts = [(self._draft(s, h, EventType.INPUT), EventType.INPUT) for s, h in zip(specs, hashes, strict=True)]
         return self._write(drafts) if drafts else []
 
-    def complete(self, outputs: Sequence[ArtifactSpec] | None = None) -> ExecutionRecord:
+    def complete(
+        self, outputs: Sequence[ArtifactSpec] | None = None, state: ExecutionState = ExecutionState.COMPLETE
+    ) -> ExecutionRecord:
         """Record declared outputs and mark the execution COMPLETE, in one transaction.
+
+        Args:
+            outputs: The outputs to record (default: the declared ones).
+            state: COMPLETE, or CACHED for an attempt the orchestrator answered from its cache.
 
         Raises:
             ArtifactNotFoundError: A declared output is missing; the execution is then FAILED.
+            InvalidArgumentError: ``state`` is neither COMPLETE nor CACHED.
         """
         self._ensure_open("complete")
+        if state not in (ExecutionState.COMPLETE, ExecutionState.CACHED):
+            raise InvalidArgumentError(f"complete: state must be COMPLETE or CACHED, got {state}")
         specs = self.info.outputs if outputs is None else outputs
         try:
             hashes = self._hash_all(specs, "output(s)")
@@ -364,9 +424,7 @@ class TaskRun:
         except CmfError as exc:
             self.fail(exc)
             raise
-        self._write(
-            drafts, ExecutionState.COMPLETE, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit}
-        )
+        self._write(drafts, state, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit})
         self._close()
         return self.execution
 
@@ -375,10 +433,7 @@ class TaskRun:
         if self.closed:
             return self.execution
         facts = self._end_facts()
-        facts[FACT_PREFIX + "error_type"] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
-            "builtins."
-        )
-        facts[FACT_PREFIX + "error_message"] = _scrub(str(error), self.settings)[:4000]
+        facts.update(_failure_facts(error, self.settings))
         if reason:
             facts[FACT_PREFIX + "state_reason"] = reason
         self._write([], ExecutionState.FAILED, facts)
@@ -609,6 +664,16 @@ def _read_metrics_file(path: Path) -> dict[str, Any]:
     return {str(k): json_safe(v) for k, v in data.items()}
 
 
+def _failure_facts(error: BaseException, settings: CmfSettings) -> dict[str, Any]:
+    """Reserved facts describing a failure: when, which error type, which message."""
+    name = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+    return {
+        FACT_PREFIX + "end_time": now_iso(),
+        FACT_PREFIX + "error_type": name,
+        FACT_PREFIX + "error_message": _scrub(str(error), settings)[:4000],
+    }
+
+
 def _scrub(text: str, settings: CmfSettings) -> str:
     text = settings.location.scrub(text)
     if settings.neo4j_password:
@@ -629,8 +694,8 @@ def _mirror(run: TaskRun) -> None:
 def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInfo) -> None:
     """Earlier attempts of this task run still RUNNING were abandoned by a killed worker."""
     task_run_id = info.facts.get("task_run_id")
-    if not task_run_id:
-        return
+    if not task_run_id or info.facts.get("attempt") == 1:
+        return  # a first attempt has no predecessor to reconcile
     from cmf_orchestrate.reconcile import mark_abandoned
 
     query = (
@@ -699,26 +764,70 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
         env.md5,
         {"git_repo": git.repo, "Commit": env.md5, "url": env.path},
     )
+    # Declared inputs are hashed before the execution exists, so that the execution, its
+    # environment and its inputs are recorded in one transaction.
+    drafts = _Drafts(store, versioner, git, stage)
+    artifacts: list[tuple[ArtifactDraft, EventType]] = [(env_draft, EventType.INPUT)]
+    failure: CmfError | None = None
+    deferred = False
+    try:
+        for spec, content in zip(info.inputs, drafts.hash_all(info.inputs, "input(s)"), strict=True):
+            draft = drafts.draft(spec, content, EventType.INPUT, None)
+            if draft is None:
+                deferred = True  # a model nobody recorded yet is named after this execution
+                break
+            artifacts.append((draft, EventType.INPUT))
+    except CmfError as exc:
+        failure = exc
+    if failure is not None or deferred:
+        artifacts = artifacts[:1]
+    if failure is not None:
+        custom.update(_failure_facts(failure, settings))
+        if settings.graph:
+            custom[FACT_PREFIX + "graph_synced"] = 0
     execution, records = store.write_execution(
         execution_id=None,
         type_name=type_name,
         name=f"{stage.name}:{exec_uuid}",
-        state=ExecutionState.RUNNING,
+        state=ExecutionState.RUNNING if failure is None else ExecutionState.FAILED,
         properties=properties,
         custom_properties=custom,
         stage=stage,
-        artifacts=[(env_draft, EventType.INPUT)],
+        artifacts=artifacts,
     )
     run = TaskRun(settings, store, versioner, pipeline, stage, execution, info, git)
     run.inputs.extend(records)
     logger.debug("opened execution %s of %s", execution.id, stage.name)
-    if info.inputs:
+    if failure is not None:
+        run._close()  # recorded FAILED above; the user's code never runs
+        raise failure
+    if deferred:
         try:
             run.record_inputs(info.inputs)
         except CmfError as exc:
             run.fail(exc)
             raise
     return run
+
+
+def record_cached(info: RunInfo, settings: CmfSettings | None = None) -> ExecutionRecord:
+    """Record an attempt the orchestrator answered from its cache, without running it.
+
+    The execution is CACHED, with the declared inputs and outputs that exist now (a
+    cache hit promises the outputs of an earlier run, which may have moved since).
+
+    Raises:
+        StoreUnavailableError: The metadata store cannot be reached.
+    """
+    settings = settings or CmfSettings.from_env()
+    versioner = versioner_for(settings.project_root)
+
+    def present(specs: Sequence[ArtifactSpec]) -> tuple[ArtifactSpec, ...]:
+        return tuple(s for s in specs if (versioner.root / versioner.relpath(s.path)).exists())
+
+    existing = dataclasses.replace(info, inputs=present(info.inputs), outputs=present(info.outputs))
+    run = open_run(existing, settings)
+    return run.complete(state=ExecutionState.CACHED)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from cmf_orchestrate import CmfQuery, CmfSettings, Dataset, ExecutionState, RunInfo, cmf, task_run
+from cmf_orchestrate import CmfQuery, CmfSettings, Dataset, EventType, ExecutionState, RunInfo, cmf, task_run
 
 
 def _worker(args: tuple[str, str, int, int]) -> int:
@@ -57,12 +57,10 @@ def test_concurrent_processes_lose_nothing(store_url: str, project: Path) -> Non
     executions = query.get_all_exe_in_stage("fan/task-0") + query.get_all_exe_in_stage("fan/task-1")
     assert len(executions) == workers * runs
     assert all(e.state is ExecutionState.COMPLETE for e in executions)
-    outputs = {
-        a.path
-        for e in executions
-        for a in query.get_artifacts_for_execution(e.id)[next(iter(query.get_artifacts_for_execution(e.id)))]
-    }
-    assert "shared.txt" in outputs
+    for execution in executions:
+        by_direction = query.get_artifacts_for_execution(execution.id)
+        assert "shared.txt" in {a.path for a in by_direction[EventType.INPUT]}
+        assert len([a for a in by_direction[EventType.OUTPUT] if a.path.startswith("out/")]) == 1
     produced = [a for a in query.store.artifacts_of_type("Dataset") if a.path.startswith("out/")]
     assert len(produced) == workers * runs
     # One shared input artifact, whatever the number of concurrent readers.

@@ -12,6 +12,7 @@ from cmf_orchestrate import (
     ArtifactNotFoundError,
     CmfError,
     CmfQuery,
+    EventType,
     ExecutionState,
     InvalidArgumentError,
     PathOutsideProjectError,
@@ -72,8 +73,8 @@ def test_get_started_with_the_seed_api(project: Path) -> None:
     assert prepare.properties["Context_Type"] == "prepare" == prepare.type
     assert prepare.properties["Context_ID"] == writer.store.context("Pipeline_Stage", "get-started/prepare").id  # type: ignore[union-attr]
     by_direction = query.get_artifacts_for_execution(prepare.id)
-    kinds = sorted(a.kind for a in by_direction[next(iter(by_direction))])
-    assert kinds == ["Dataset", "Environment"]
+    assert sorted(a.kind for a in by_direction[EventType.INPUT]) == ["Dataset", "Environment"]
+    assert sorted(a.kind for a in by_direction[EventType.OUTPUT]) == ["Dataset", "Dataset"]
     raw = query.get_artifact("data/raw.csv")
     assert raw.name == f"data/raw.csv:{raw.uri}" and raw.properties["Commit"] == raw.uri
     assert raw.properties["url"] == "data/raw.csv" and raw.custom_properties["source"] == "generated"
