@@ -9,6 +9,7 @@ password never appears in ``repr`` or in any message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -70,7 +71,7 @@ class CmfSettings:
         # Validate now so that a malformed URL fails where it was configured.
         self.location  # noqa: B018
 
-    @property
+    @functools.cached_property
     def location(self) -> StoreLocation:
         """The parsed store location (relative SQLite paths resolved against the root)."""
         return parse_store_url(self.store, base=self.project_root)
