@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overlo
 
 from prefect import Task
 from prefect import task as prefect_task
+from prefect.context import TaskRunContext
 from typing_extensions import Unpack
 
 from cmf_orchestrate.artifacts import ArtifactSpec
-from cmf_orchestrate.errors import InvalidArgumentError
+from cmf_orchestrate.errors import CmfError, InvalidArgumentError
 from cmf_orchestrate.prefect import _assets, _context, _ledger
 from cmf_orchestrate.prefect._compat import keep_task_key
 from cmf_orchestrate.prefect._config import ConfigSource, asettings_from, settings_from, validate_source
 from cmf_orchestrate.prefect.flows import flow_defaults, install_summary
-from cmf_orchestrate.run import RunInfo, TaskRun, callable_name, code_fingerprint, task_run
+from cmf_orchestrate.run import RunInfo, TaskRun, callable_name, code_fingerprint, record_cached, task_run
 
 if TYPE_CHECKING:
     from prefect.tasks import TaskOptions
@@ -146,6 +147,30 @@ def _wrap(recording: _Recording) -> Callable[..., Any]:
     return wrapper
 
 
+def _cache_hit_hook(recording: _Recording) -> Callable[[Any, Any, Any], None]:
+    """An ``on_completion`` hook recording a Prefect cache hit as one CACHED execution.
+
+    Prefect answers a cache hit without calling the function, so the wrapper never
+    runs; the hook sees the ``Cached`` state and records the attempt from the task run
+    context. Recording a cache hit never fails the task run.
+    """
+
+    def record_cache_hit(task: Any, task_run: Any, state: Any) -> None:
+        del task, task_run
+        if getattr(state, "name", None) != "Cached":
+            return
+        try:
+            ctx = TaskRunContext.get()
+            values = dict(ctx.parameters) if ctx is not None else {}
+            settings = settings_from(recording.resolve_source(), _context.flow_run_scope())
+            settings, info = recording.prepare(settings, (), values)
+            record_cached(info, settings)
+        except CmfError as exc:
+            logger.warning("cache hit of %s not recorded: %s", recording.command, exc)
+
+    return record_cache_hit
+
+
 def _specs(value: Sequence[ArtifactSpec] | ArtifactSpec | None, what: str) -> tuple[ArtifactSpec, ...]:
     if value is None:
         return ()
@@ -189,6 +214,8 @@ def _build(
     )
     wrapper = _wrap(recording)
     keep_task_key(wrapper, fn)
+    hooks = task_kwargs.get("on_completion") or []
+    task_kwargs = {**task_kwargs, "on_completion": [*hooks, _cache_hit_hook(recording)]}
     created = prefect_task(**task_kwargs)(wrapper)
     keep_task_key(created, fn)
     return cast("Task[P, R]", created)
@@ -232,8 +259,9 @@ def cmf_task(
     before the function runs; a missing one fails the attempt without running it.
     Declared outputs are hashed, added to the DVC cache and recorded after it returns;
     a missing one fails the attempt. An exception of the function reaches Prefect
-    unchanged, so retries happen as configured. Inside the function,
-    :func:`cmf_orchestrate.current_run` returns the running execution.
+    unchanged, so retries happen as configured. A cache hit, which Prefect answers
+    without calling the function, is recorded as a CACHED execution. Inside the
+    function, :func:`cmf_orchestrate.current_run` returns the running execution.
 
     Args:
         __fn: The function, when used bare.

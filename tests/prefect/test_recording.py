@@ -285,6 +285,8 @@ def test_timeouts_and_caching_behave_as_with_task(project: Project) -> None:
     assert execution.fact("error_type") and execution.fact("end_time")
 
     assert caching() == [token.upper()] * 2
-    # The second call is served from Prefect's cache: the function did not run, nothing is recorded.
+    # The second call is served from Prefect's cache: the function did not run, and the
+    # attempt is recorded as CACHED.
     assert calls == [token]
-    assert [e.state for e in project.executions("caching", "cached")] == [ExecutionState.COMPLETE]
+    states = [e.state for e in project.executions("caching", "cached")]
+    assert states == [ExecutionState.COMPLETE, ExecutionState.CACHED]
