@@ -58,10 +58,14 @@ os.environ.update(
         "DVC_NO_ANALYTICS": "1",
     }
 )
-# A connection or store configured by the developer's shell must not leak into the tests.
-for _name in list(os.environ):
-    if _name.startswith(("AIRFLOW_CONN_", "CMF_", "NEO4J_")):
-        del os.environ[_name]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection or store configured by the developer's shell must not leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_CONN_", "CMF_", "NEO4J_")):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

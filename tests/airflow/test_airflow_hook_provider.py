@@ -14,20 +14,6 @@ from cmf_orchestrate import CmfSettings, ConfigError
 PASSWORD = "Hook-pw-4b7d2a9e-never-shown"
 
 
-@pytest.fixture
-def no_cmf_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "CMF_STORE",
-        "CMF_PROJECT_ROOT",
-        "CMF_GRAPH",
-        "CMF_PIPELINE",
-        "NEO4J_URI",
-        "NEO4J_USER_NAME",
-        "NEO4J_PASSWD",
-    ):
-        monkeypatch.delenv(var, raising=False)
-
-
 def test_installed_entry_point_registers_decorator_hook_and_connection_type(airflow_db: Path) -> None:
     [entry] = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("cmf_orchestrate.")]
     assert entry.value == "cmf_orchestrate.airflow.provider:get_provider_info"
@@ -55,7 +41,7 @@ def test_installed_entry_point_registers_decorator_hook_and_connection_type(airf
 
 
 def test_hook_reads_the_connection_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from cmf_orchestrate.airflow import CmfHook
 
@@ -81,9 +67,7 @@ def test_hook_reads_the_connection_from_the_environment(
     assert PASSWORD not in caplog.text
 
 
-def test_named_connection_and_defaults_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None
-) -> None:
+def test_named_connection_and_defaults_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cmf_orchestrate.airflow import CmfHook
 
     monkeypatch.setenv("CMF_PROJECT_ROOT", str(tmp_path))
@@ -100,7 +84,7 @@ def test_named_connection_and_defaults_from_the_environment(
     )
 
 
-def test_unknown_extra_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch, no_cmf_env: None) -> None:
+def test_unknown_extra_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from cmf_orchestrate.airflow import CmfHook
 
     monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": {"stroe": "typo"}}))
@@ -108,9 +92,7 @@ def test_unknown_extra_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch, no
         CmfHook().get_settings()
 
 
-def test_test_connection_opens_the_store_or_says_why_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cmf_env: None
-) -> None:
+def test_test_connection_opens_the_store_or_says_why_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cmf_orchestrate.airflow import CmfHook
 
     monkeypatch.setenv(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,8 @@ from cmf_orchestrate import ExecutionState
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-AIRFLOW_DB = "cmf_airflow_test"
+#: This run's own Airflow metadata database (a unique name: parallel runs never share or drop it).
+AIRFLOW_DB = f"cmf_airflow_test_{uuid.uuid4().hex[:10]}"
 DAG_IDS = ("cmf_get_started", "cmf_t_fanout")
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -54,14 +56,23 @@ def _rows(sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def _recreate_airflow_db() -> None:
+def _admin(sql: str) -> None:
     conn = _pg_connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{AIRFLOW_DB}"')
+            cur.execute(sql)
     finally:
         conn.close()
+
+
+@pytest.fixture
+def airflow_pg_db(postgres_url: str) -> Iterator[str]:
+    """This test's Airflow metadata database on the local PostgreSQL, dropped afterwards."""
+    _admin(f'CREATE DATABASE "{AIRFLOW_DB}"')
+    try:
+        yield AIRFLOW_DB
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
 
 
 def _free_port() -> int:
@@ -164,11 +175,12 @@ def _airflow_env(home: Path, project: Path, mlmd_url: str, port: int) -> dict[st
     return env
 
 
-def test_scheduler_with_local_executor_records_one_execution_per_try(tmp_path: Path, postgres_url: str) -> None:
+def test_scheduler_with_local_executor_records_one_execution_per_try(
+    tmp_path: Path, postgres_url: str, airflow_pg_db: str
+) -> None:
     home, project, logs = tmp_path / "airflow", tmp_path / "project", tmp_path / "logs"
     for path in (home, project, logs):
         path.mkdir()
-    _recreate_airflow_db()
     port = _free_port()
     env = _airflow_env(home, project, postgres_url, port)
     migrate = subprocess.run(
