@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,9 +124,15 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
 
 
 def checkpoint(store: Path) -> None:
-    """Fold the SQLite write-ahead log into the store file, so that copying the file alone is enough."""
-    with closing(sqlite3.connect(store)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    """Fold the SQLite write-ahead log into the store file, so that copying the file alone is enough.
+
+    It runs in a child process: this process's ML Metadata has the file open with its own
+    SQLite library, and a second SQLite library in the same process must never open it.
+    """
+    script = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(store)], check=True)
 
 
 @pytest.fixture
