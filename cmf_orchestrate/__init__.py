@@ -1,39 +1,83 @@
 """cmf-orchestrate: the Common Metadata Framework (CMF) for Apache Airflow and Prefect.
 
-The core is orchestrator-neutral: importing it loads neither Airflow nor Prefect.
-Adapters live in :mod:`cmf_orchestrate.airflow` and :mod:`cmf_orchestrate.prefect`.
+The core is orchestrator-neutral: importing it loads neither Airflow nor Prefect. Names
+are loaded on first use, so that a DAG or flow file importing a declaration such as
+:class:`Dataset` does not pay for ML Metadata and DVC while it is merely parsed.
 """
 
 from __future__ import annotations
 
-from cmf_orchestrate import cmf
-from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
-from cmf_orchestrate.cmf import Cmf
-from cmf_orchestrate.errors import (
-    ArtifactError,
-    ArtifactNotFoundError,
-    CmfError,
-    ConfigError,
-    InvalidArgumentError,
-    NoActiveRunError,
-    PathOutsideProjectError,
-    StoreError,
-    StoreUnavailableError,
-    TemplateError,
-)
-from cmf_orchestrate.query import CmfQuery, LineageEdge, LineageGraph, LineageNode
-from cmf_orchestrate.records import (
-    ArtifactKind,
-    ArtifactRecord,
-    ContextRecord,
-    EventType,
-    ExecutionRecord,
-    ExecutionState,
-)
-from cmf_orchestrate.run import RunInfo, TaskRun, current_run, task_run
-from cmf_orchestrate.settings import CmfSettings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmf_orchestrate import cmf
+    from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
+    from cmf_orchestrate.cmf import Cmf
+    from cmf_orchestrate.errors import (
+        ArtifactError,
+        ArtifactNotFoundError,
+        CmfError,
+        ConfigError,
+        GraphError,
+        GraphUnavailableError,
+        InvalidArgumentError,
+        NoActiveRunError,
+        PathOutsideProjectError,
+        StoreError,
+        StoreUnavailableError,
+        TemplateError,
+    )
+    from cmf_orchestrate.query import CmfQuery, LineageEdge, LineageGraph, LineageNode
+    from cmf_orchestrate.records import (
+        ArtifactKind,
+        ArtifactRecord,
+        ContextRecord,
+        EventType,
+        ExecutionRecord,
+        ExecutionState,
+    )
+    from cmf_orchestrate.run import RunInfo, TaskRun, current_run, record_cached, task_run
+    from cmf_orchestrate.settings import CmfSettings
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "ArtifactError": "errors",
+    "ArtifactKind": "records",
+    "ArtifactNotFoundError": "errors",
+    "ArtifactRecord": "records",
+    "ArtifactSpec": "artifacts",
+    "Cmf": "cmf",
+    "CmfError": "errors",
+    "CmfQuery": "query",
+    "CmfSettings": "settings",
+    "ConfigError": "errors",
+    "ContextRecord": "records",
+    "Dataset": "artifacts",
+    "Dataslice": "artifacts",
+    "EventType": "records",
+    "ExecutionRecord": "records",
+    "ExecutionState": "records",
+    "GraphError": "errors",
+    "GraphUnavailableError": "errors",
+    "InvalidArgumentError": "errors",
+    "LineageEdge": "query",
+    "LineageGraph": "query",
+    "LineageNode": "query",
+    "Metrics": "artifacts",
+    "Model": "artifacts",
+    "NoActiveRunError": "errors",
+    "PathOutsideProjectError": "errors",
+    "RunInfo": "run",
+    "StoreError": "errors",
+    "StoreUnavailableError": "errors",
+    "TaskRun": "run",
+    "TemplateError": "errors",
+    "current_run": "run",
+    "record_cached": "run",
+    "task_run": "run",
+}
 
 __all__ = [
     "ArtifactError",
@@ -52,6 +96,8 @@ __all__ = [
     "EventType",
     "ExecutionRecord",
     "ExecutionState",
+    "GraphError",
+    "GraphUnavailableError",
     "InvalidArgumentError",
     "LineageEdge",
     "LineageGraph",
@@ -67,5 +113,21 @@ __all__ = [
     "TemplateError",
     "cmf",
     "current_run",
+    "record_cached",
     "task_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cmf":
+        return importlib.import_module("cmf_orchestrate.cmf")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cmf_orchestrate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cmf_orchestrate.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

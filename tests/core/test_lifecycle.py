@@ -148,22 +148,12 @@ def test_abandoned_attempts_are_reconciled(project: Path) -> None:
 
 def test_importing_the_core_loads_no_orchestrator() -> None:
     code = (
-        "import sys, cmf_orchestrate; "
-        "print(sorted(m for m in ('airflow', 'prefect', 'neo4j', 'dvc') if m in sys.modules))"
+        "import sys, cmf_orchestrate\n"
+        "from cmf_orchestrate import Dataset, Model\n"
+        "print(sorted(m for m in ('airflow', 'prefect', 'neo4j', 'dvc', 'ml_metadata') if m in sys.modules))\n"
+        "from cmf_orchestrate import Cmf, CmfQuery, cmf\n"
+        "print(cmf.Cmf is Cmf, 'ml_metadata' in sys.modules, 'airflow' in sys.modules or 'prefect' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.strip() == "[]"
-
-
-def test_a_cache_hit_is_one_cached_execution(project: Path) -> None:
-    from cmf_orchestrate.run import record_cached
-
-    Path("in.csv").write_text("a\n")
-    Path("out.csv").write_text("b\n")
-    execution = record_cached(
-        _info(inputs=[Dataset("in.csv")], outputs=[Dataset("out.csv"), Dataset("gone.csv")]), CmfSettings()
-    )
-    assert execution.state is ExecutionState.CACHED
-    artifacts = CmfQuery("mlmd").get_artifacts_for_execution(execution.id)
-    assert sorted(a.path for a in artifacts[EventType.INPUT] if a.kind == "Dataset") == ["in.csv"]
-    assert [a.path for a in artifacts[EventType.OUTPUT]] == ["out.csv"]
+    # Declarations are cheap to import (DAG files are parsed often); the rest loads on use.
+    assert out.split("\n")[:2] == ["[]", "True True False"]
