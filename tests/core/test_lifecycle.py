@@ -157,3 +157,17 @@ def test_importing_the_core_loads_no_orchestrator() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     # Declarations are cheap to import (DAG files are parsed often); the rest loads on use.
     assert out.split("\n")[:2] == ["[]", "True True False"]
+
+
+def test_a_cache_hit_is_one_cached_execution(project: Path) -> None:
+    from cmf_orchestrate.run import record_cached
+
+    Path("in.csv").write_text("a\n")
+    Path("out.csv").write_text("b\n")
+    execution = record_cached(
+        _info(inputs=[Dataset("in.csv")], outputs=[Dataset("out.csv"), Dataset("gone.csv")]), CmfSettings()
+    )
+    assert execution.state is ExecutionState.CACHED
+    artifacts = CmfQuery("mlmd").get_artifacts_for_execution(execution.id)
+    assert sorted(a.path for a in artifacts[EventType.INPUT] if a.kind == "Dataset") == ["in.csv"]
+    assert [a.path for a in artifacts[EventType.OUTPUT]] == ["out.csv"]
