@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812 - a constant, named as one
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Asset, AssetAlias, BaseHook, Connection, Context
-from airflow.sdk.exceptions import AirflowNotFoundException
 
 if TYPE_CHECKING:
     from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+    from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.sdk.log import mask_secret
 else:
+    # airflow.exceptions re-exports the Task SDK's class from 3.1 on; 3.0 defines it there.
+    from airflow.exceptions import AirflowNotFoundException
+
     try:
         from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
     except ImportError:  # Airflow 3.0 kept them in airflow.decorators.base
