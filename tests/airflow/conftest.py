@@ -9,6 +9,7 @@ DAGs (``tests/airflow/dag_files/``) are two local bundles.
 from __future__ import annotations
 
 import atexit
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -23,7 +24,10 @@ from typing import Any
 import pytest
 from airflow_testlib import LOGICAL_DATE_ISO
 
-if importlib.util.find_spec("airflow") is None:  # the Prefect environment: Airflow and Prefect exclude each other
+try:
+    # By distribution, not by module: tests/airflow itself would pass for an "airflow" namespace package.
+    importlib.metadata.distribution("apache-airflow-core")
+except importlib.metadata.PackageNotFoundError:  # the Prefect environment: Airflow and Prefect exclude each other
     collect_ignore_glob = ["test_*.py"]
 
 REPO = Path(__file__).resolve().parents[2]
