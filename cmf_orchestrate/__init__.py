@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         StoreUnavailableError,
         TemplateError,
     )
+    from cmf_orchestrate.facts import RunInfo
     from cmf_orchestrate.query import CmfQuery, LineageEdge, LineageGraph, LineageNode
     from cmf_orchestrate.records import (
         ArtifactKind,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
         ExecutionRecord,
         ExecutionState,
     )
-    from cmf_orchestrate.run import RunInfo, TaskRun, current_run, record_cached, task_run
+    from cmf_orchestrate.run import TaskRun, current_run, record_cached, task_run
     from cmf_orchestrate.settings import CmfSettings
 
 __version__ = "0.1.0"
@@ -69,7 +70,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "artifacts",
     "NoActiveRunError": "errors",
     "PathOutsideProjectError": "errors",
-    "RunInfo": "run",
+    "RunInfo": "facts",
     "StoreError": "errors",
     "StoreUnavailableError": "errors",
     "TaskRun": "run",

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
+from cmf_orchestrate.facts import FACT_PREFIX, RunInfo, check_reserved, json_safe
 from cmf_orchestrate.records import ArtifactRecord, ContextRecord, ExecutionRecord
-from cmf_orchestrate.run import FACT_PREFIX, DataSlice, RunInfo, TaskRun, json_safe, open_run
+from cmf_orchestrate.run import DataSlice, TaskRun, open_run
 from cmf_orchestrate.settings import CmfSettings
-from cmf_orchestrate.store import check_reserved, open_store
+from cmf_orchestrate.store import open_store
 
 __all__ = ["Cmf"]
 

@@ -290,7 +290,7 @@ class CmfQuery:
         Raises:
             InvalidArgumentError: ``fact`` is not a documented fact.
         """
-        from cmf_orchestrate.run import FACT_PREFIX, RESERVED_FACTS
+        from cmf_orchestrate.facts import FACT_PREFIX, RESERVED_FACTS
 
         if fact not in RESERVED_FACTS:
             raise InvalidArgumentError(f"unknown fact {fact!r} (one of {', '.join(sorted(RESERVED_FACTS))})")

@@ -25,7 +25,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from cmf_orchestrate._storeurl import StoreLocation
-from cmf_orchestrate.errors import InvalidArgumentError, StoreError, StoreUnavailableError
+from cmf_orchestrate.errors import StoreError, StoreUnavailableError
 from cmf_orchestrate.records import (
     ArtifactKind,
     ArtifactRecord,
@@ -886,18 +886,3 @@ def open_store(location: StoreLocation) -> MetadataStore:
         if store is None or store.location != location:
             store = _stores[key] = MetadataStore(location)
         return store
-
-
-def check_reserved(mapping: Mapping[str, Any], what: str, prefix: str = "cmf.") -> None:
-    """Reject user-supplied keys in the reserved namespace.
-
-    Raises:
-        InvalidArgumentError: A key starts with the reserved prefix.
-    """
-    for key in mapping:
-        if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"{what}: property names must be non-empty strings, got {key!r}")
-        if key.startswith(prefix):
-            raise InvalidArgumentError(
-                f"{what}: {key!r} is reserved (names starting with {prefix!r} are set by cmf-orchestrate)"
-            )

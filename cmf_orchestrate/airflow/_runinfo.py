@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cmf_orchestrate.airflow._compat import AirflowNotFoundException
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
 from cmf_orchestrate.errors import InvalidArgumentError
-from cmf_orchestrate.run import RunInfo, callable_name, code_fingerprint
+from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
 from cmf_orchestrate.settings import CmfSettings
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from cmf_orchestrate.airflow import _runinfo
 from cmf_orchestrate.airflow._compat import Asset, AssetAlias, PythonOperator
 from cmf_orchestrate.airflow.assets import cmf_asset
 from cmf_orchestrate.artifacts import ArtifactSpec
-from cmf_orchestrate.run import task_run
 
 if TYPE_CHECKING:
     import jinja2
@@ -130,6 +129,8 @@ class CmfOperator(PythonOperator):
             outputs=self.outputs,
             pipeline=pipeline,
         )
+        from cmf_orchestrate.run import task_run  # ML Metadata and DVC load when a task runs, not when a DAG is parsed
+
         with task_run(info, settings.replace(pipeline=pipeline)) as run:
             result = super().execute(context)
         self._emit_asset_events(context, run)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect.context import FlowRunContext, TaskRunContext
 
-from cmf_orchestrate.run import json_safe
+from cmf_orchestrate.facts import json_safe
 
 if TYPE_CHECKING:
     from prefect import Flow

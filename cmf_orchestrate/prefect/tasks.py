@@ -25,11 +25,12 @@ from typing_extensions import Unpack
 
 from cmf_orchestrate.artifacts import ArtifactSpec
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
+from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
 from cmf_orchestrate.prefect import _assets, _context, _ledger
 from cmf_orchestrate.prefect._compat import keep_task_key
 from cmf_orchestrate.prefect._config import ConfigSource, asettings_from, settings_from, validate_source
 from cmf_orchestrate.prefect.flows import flow_defaults, install_summary
-from cmf_orchestrate.run import RunInfo, TaskRun, callable_name, code_fingerprint, record_cached, task_run
+from cmf_orchestrate.run import TaskRun, record_cached, task_run
 
 if TYPE_CHECKING:
     from prefect.tasks import TaskOptions

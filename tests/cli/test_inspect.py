@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Recorded, run_entry_point
+from cli_testlib import Recorded, run_entry_point
 
 from cmf_orchestrate.cli import cli
 

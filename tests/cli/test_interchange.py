@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Recorded
+from cli_testlib import Recorded
 
 from cmf_orchestrate import CmfQuery, CmfSettings
 
@@ -147,7 +147,7 @@ def _on_a_terminal(cwd: Path, *args: str) -> str:
     import pty
     import subprocess
 
-    from conftest import console_script
+    from cli_testlib import console_script
 
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CMF_", "NEO4J_"))}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from _chromium import DevTools, dump_dom, elements, screenshot
-from conftest import Recorded
+from cli_testlib import Recorded
 
 from cmf_orchestrate import CmfQuery, CmfSettings
 

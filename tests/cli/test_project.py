@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Recorded, checkpoint
+from cli_testlib import Recorded, checkpoint
 
 from cmf_orchestrate import CmfQuery, CmfSettings, ExecutionState
 
