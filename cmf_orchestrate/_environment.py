@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def environment_file(root: Path) -> EnvironmentFile:
     full = Path(root) / rel
     if not full.exists():
         full.parent.mkdir(parents=True, exist_ok=True)
-        tmp = full.with_name(f".{full.name}.{os.getpid()}.tmp")
+        # Threads and processes may write it at the same moment: each through its own file.
+        tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(text)
         os.replace(tmp, full)
     return EnvironmentFile(rel, md5)

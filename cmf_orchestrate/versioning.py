@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -273,7 +274,7 @@ class Versioner:
         try:
             if dvc_file.exists() and dvc_file.read_text() == text:
                 return
-            tmp = dvc_file.with_name(f".{dvc_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp = dvc_file.with_name(f".{dvc_file.name}.{uuid.uuid4().hex}.tmp")
             tmp.write_text(text)
             os.replace(tmp, dvc_file)
         except OSError as exc:
@@ -450,7 +451,7 @@ def checkout(root: Path, path: str, md5: str) -> ContentHash:
         if not source.exists():
             raise ArtifactNotFoundError(f"content {oid} of {rel!r} is not in the DVC cache; fetch it first")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
 
