@@ -24,7 +24,7 @@ import pendulum
 
 from cmf_orchestrate._environment import environment_file
 from cmf_orchestrate._git import GitInfo, git_info
-from cmf_orchestrate.artifacts import ArtifactSpec, Dataslice, Metrics, Model
+from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
 from cmf_orchestrate.errors import (
     ArtifactError,
     ArtifactNotFoundError,
@@ -363,13 +363,7 @@ class TaskRun:
             ArtifactNotFoundError: The path does not exist.
             PathOutsideProjectError: The path lies outside the project root.
         """
-        direction = _event(event)
-        self._ensure_open("log_dataset")
-        content = self._hash_one(url)
-        custom = dict(custom_properties or {})
-        check_reserved(custom, "log_dataset custom_properties", FACT_PREFIX)
-        [record] = self._write([(self._file_draft(ArtifactKind.DATASET, content, custom), direction)])
-        return record
+        return self._log(Dataset(os.fspath(url), dict(custom_properties or {})), event, "log_dataset")
 
     def log_model(
         self,
@@ -387,13 +381,15 @@ class TaskRun:
             ArtifactNotFoundError: The path does not exist.
             PathOutsideProjectError: The path lies outside the project root.
         """
+        spec = Model(os.fspath(path), dict(custom_properties or {}), model_framework, model_type, model_name)
+        return self._log(spec, event, "log_model")
+
+    def _log(self, spec: ArtifactSpec, event: str, what: str) -> ArtifactRecord:
         direction = _event(event)
-        self._ensure_open("log_model")
-        content = self._hash_one(path)
-        custom = dict(custom_properties or {})
-        check_reserved(custom, "log_model custom_properties", FACT_PREFIX)
-        draft = self._model_draft(content, direction, model_framework, model_type, model_name, custom)
-        [record] = self._write([(draft, direction)])
+        self._ensure_open(what)
+        check_reserved(spec.custom_properties, f"{what} custom_properties", FACT_PREFIX)
+        content = self._hash_one(spec.path)
+        [record] = self._write([(self._draft(spec, content, direction), direction)])
         return record
 
     def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> ArtifactRecord:
