@@ -654,6 +654,9 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     custom.update({FACT_PREFIX + k: json_safe(v) for k, v in facts.items()})
     versioner.ensure_repo()
     env = environment_file(settings.project_root)
+    if not (versioner.root / f"{env.path}.dvc").exists():
+        # Versioned like any artifact, so that `artifact push` carries it to the remote.
+        versioner.commit(env.path)
     env_draft = ArtifactDraft(
         ArtifactKind.ENVIRONMENT,
         f"{env.path}:{env.md5}",

@@ -27,7 +27,7 @@ from cmf_orchestrate.cli._app import (
 from cmf_orchestrate.cli._inspect import PIPELINE_TYPE, execution_dict, stages_by_id
 from cmf_orchestrate.cli._lookup import fmt_ms
 from cmf_orchestrate.errors import ArtifactNotFoundError, ConfigError, InvalidArgumentError
-from cmf_orchestrate.records import ArtifactKind, ArtifactRecord
+from cmf_orchestrate.records import ArtifactRecord
 
 if TYPE_CHECKING:
     from cmf_orchestrate.store import MetadataStore
@@ -300,8 +300,7 @@ def _pipeline_artifacts(store: MetadataStore, pipeline: str | None) -> list[Arti
         for stage in store.children(parent.id):
             for artifact in store.artifacts_in_context(stage.id):
                 found[artifact.id] = artifact
-    # The environment description is metadata written beside the project, not a DVC output.
-    versioned = [a for a in found.values() if _MD5.match(a.uri) and a.kind != ArtifactKind.ENVIRONMENT.value]
+    versioned = [a for a in found.values() if _MD5.match(a.uri)]
     return sorted(versioned, key=lambda a: (a.create_time_ms, a.id), reverse=True)
 
 
