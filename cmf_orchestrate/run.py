@@ -439,8 +439,7 @@ class TaskRun:
             rows = self._step_metrics.pop(metrics_name, None)
         if not rows:
             raise InvalidArgumentError(f"commit_metrics: no metrics were logged under {metrics_name!r}")
-        [(draft, event)] = [self._step_metrics_draft(metrics_name, rows)]
-        [record] = self._write([(draft, event)])
+        [record] = self._write([self._step_metrics_draft(metrics_name, rows)])
         return record
 
     def _step_metrics_draft(self, metrics_name: str, rows: list[dict[str, Any]]) -> tuple[ArtifactDraft, EventType]:
@@ -606,6 +605,36 @@ def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
+def _opening_properties(info: RunInfo) -> dict[str, Any]:
+    """Custom properties of a new execution: the user's parameters and the reserved facts."""
+    custom: dict[str, Any] = {k: json_safe(v) for k, v in info.parameters.items()}
+    facts: dict[str, Any] = {
+        "orchestrator": info.orchestrator,
+        "start_time": now_iso(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        **({"code_fingerprint": info.code_fingerprint} if info.code_fingerprint else {}),
+        **{k: v for k, v in info.facts.items() if v is not None},
+    }
+    custom.update({FACT_PREFIX + k: json_safe(v) for k, v in facts.items()})
+    return custom
+
+
+def _environment_draft(versioner: Versioner, git: GitInfo) -> ArtifactDraft:
+    """The ``Environment`` input of every execution: this process's Python environment file."""
+    versioner.ensure_repo()
+    env = environment_file(versioner.root)
+    if not (versioner.root / f"{env.path}.dvc").exists():
+        # Versioned like any artifact, so that `artifact push` carries it to the remote.
+        versioner.commit(env.path)
+    return ArtifactDraft(
+        ArtifactKind.ENVIRONMENT,
+        f"{env.path}:{env.md5}",
+        env.md5,
+        {"git_repo": git.repo, "Commit": env.md5, "url": env.path},
+    )
+
+
 def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     """Open an execution (RUNNING) and record its environment and declared inputs.
 
@@ -642,27 +671,8 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
         "Git_Start_Commit": git.commit,
         "Git_End_Commit": "",
     }
-    custom: dict[str, Any] = {k: json_safe(v) for k, v in info.parameters.items()}
-    facts: dict[str, Any] = {
-        "orchestrator": info.orchestrator,
-        "start_time": now_iso(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        **({"code_fingerprint": info.code_fingerprint} if info.code_fingerprint else {}),
-        **{k: v for k, v in info.facts.items() if v is not None},
-    }
-    custom.update({FACT_PREFIX + k: json_safe(v) for k, v in facts.items()})
-    versioner.ensure_repo()
-    env = environment_file(settings.project_root)
-    if not (versioner.root / f"{env.path}.dvc").exists():
-        # Versioned like any artifact, so that `artifact push` carries it to the remote.
-        versioner.commit(env.path)
-    env_draft = ArtifactDraft(
-        ArtifactKind.ENVIRONMENT,
-        f"{env.path}:{env.md5}",
-        env.md5,
-        {"git_repo": git.repo, "Commit": env.md5, "url": env.path},
-    )
+    custom = _opening_properties(info)
+    env_draft = _environment_draft(versioner, git)
     # Declared inputs are hashed before the execution exists, so that the execution, its
     # environment and its inputs are recorded in one transaction.
     drafts = _Drafts(store, versioner, git, stage)

@@ -224,8 +224,7 @@ class Versioner:
             ArtifactNotFoundError: The path does not exist.
         """
         rel = self.relpath(path)
-        _, content = self._build(rel, commit=False)
-        return content
+        return self._build(rel, commit=False)
 
     def commit(self, path: str | os.PathLike[str]) -> ContentHash:
         """Hash ``path``, add it to the DVC cache and write its ``.dvc`` file, as ``dvc add``.
@@ -239,12 +238,11 @@ class Versioner:
             ArtifactError: DVC failed to cache the content.
         """
         rel = self.relpath(path)
-        odb, content = self._build(rel, commit=True)
+        content = self._build(rel, commit=True)
         self._write_dvc_file(content)
-        del odb
         return content
 
-    def _build(self, rel: str, commit: bool) -> tuple[Any, ContentHash]:
+    def _build(self, rel: str, commit: bool) -> ContentHash:
         from dvc_data.hashfile.build import build
         from dvc_data.hashfile.transfer import transfer
 
@@ -261,7 +259,7 @@ class Versioner:
         except OSError as exc:
             raise ArtifactError(f"cannot version {rel!r}: {exc}") from exc
         md5 = str(obj.hash_info.value)
-        return odb, ContentHash(rel, md5, int(meta.size or 0), meta.nfiles if md5.endswith(".dir") else None)
+        return ContentHash(rel, md5, int(meta.size or 0), meta.nfiles if md5.endswith(".dir") else None)
 
     def _write_dvc_file(self, content: ContentHash) -> None:
         full = self.root / content.path
