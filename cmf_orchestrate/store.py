@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -216,9 +217,11 @@ class MetadataStore:
 
     def _mlmd(self) -> metadata_store.MetadataStore:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        # A connection inherited through fork() belongs to the parent: never share it.
+        if conn is None or self._local.pid != os.getpid():
             conn = self._connect()
             self._local.conn = conn
+            self._local.pid = os.getpid()
         return conn
 
     def _connect(self) -> metadata_store.MetadataStore:

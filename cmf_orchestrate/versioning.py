@@ -302,17 +302,18 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value)
 
 
-_versioners: dict[Path, Versioner] = {}
+_versioners: dict[tuple[Path, int], Versioner] = {}
 _versioners_lock = threading.Lock()
 
 
 def versioner_for(root: Path) -> Versioner:
     """The process-wide :class:`Versioner` of a project root."""
-    key = Path(root).resolve()
+    path = Path(root).resolve()
+    key = (path, os.getpid())  # the hash state database is not shared with a forked child
     with _versioners_lock:
         versioner = _versioners.get(key)
         if versioner is None:
-            versioner = _versioners[key] = Versioner(key)
+            versioner = _versioners[key] = Versioner(path)
         return versioner
 
 

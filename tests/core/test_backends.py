@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import os
 from pathlib import Path
 
 from cmf_orchestrate import CmfQuery, CmfSettings, Dataset, EventType, ExecutionState, RunInfo, cmf, task_run
+from cmf_orchestrate.store import open_store
 
 
 def _worker(args: tuple[str, str, int, int]) -> int:
@@ -65,3 +67,37 @@ def test_concurrent_processes_lose_nothing(store_url: str, project: Path) -> Non
     assert len(produced) == workers * runs
     # One shared input artifact, whatever the number of concurrent readers.
     assert len([a for a in query.store.artifacts_of_type("Dataset") if a.path == "shared.txt"]) == 1
+
+
+def _forked_child(store: str, root: str, queue: multiprocessing.queues.Queue[int]) -> None:
+    os.chdir(root)
+    settings = CmfSettings(store=store)
+    with task_run(RunInfo("cmf", "forked", "child", outputs=[Dataset("child.txt")]), settings) as run:
+        Path("child.txt").write_text("from the child\n")
+    queue.put(run.execution_id)
+    queue.put(id(open_store(settings.location)._mlmd()))
+
+
+def test_a_forked_child_records_through_its_own_connection(project: Path) -> None:
+    # The parent has the store open; a child forked from it (Airflow's LocalExecutor and
+    # multiprocessing do that) must not write through the parent's connection.
+    settings = CmfSettings(store="mlmd")
+    with task_run(RunInfo("cmf", "forked", "parent"), settings) as parent:
+        pass
+    parent_connection = id(open_store(settings.location)._mlmd())
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forked_child, args=("mlmd", str(project), queue))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    child_id, child_connection = queue.get(timeout=5), queue.get(timeout=5)
+    assert child_connection != parent_connection
+    with task_run(RunInfo("cmf", "forked", "parent"), settings) as again:
+        pass
+    states = {e.id: e.state for e in CmfQuery("mlmd").store.executions()}
+    assert states == {
+        parent.execution_id: ExecutionState.COMPLETE,
+        child_id: ExecutionState.COMPLETE,
+        again.execution_id: ExecutionState.COMPLETE,
+    }
