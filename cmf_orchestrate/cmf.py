@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
-from cmf_orchestrate.facts import FACT_PREFIX, RunInfo, check_reserved, json_safe
+from cmf_orchestrate.facts import RunInfo, check_reserved, json_safe
 from cmf_orchestrate.records import ArtifactRecord, ContextRecord, ExecutionRecord
 from cmf_orchestrate.run import DataSlice, TaskRun, open_run
 from cmf_orchestrate.settings import CmfSettings
@@ -78,7 +78,7 @@ class Cmf:
         self.settings = base.replace(**changes) if changes else base
         self.pipeline_name = pipeline_name
         custom = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
-        check_reserved(custom, "Cmf custom_properties", FACT_PREFIX)
+        check_reserved(custom, "Cmf custom_properties")
         self.store = open_store(self.settings.location)
         self.parent_context: ContextRecord = self.store.pipeline_context(pipeline_name, custom or None)
         self.child_context: ContextRecord | None = None
@@ -102,7 +102,7 @@ class Cmf:
                 f"create_context: pipeline_stage must be a non-empty string, got {pipeline_stage!r}"
             )
         custom = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
-        check_reserved(custom, "create_context custom_properties", FACT_PREFIX)
+        check_reserved(custom, "create_context custom_properties")
         self.child_context = self.store.stage_context(self.parent_context, pipeline_stage, custom or None)
         self._stage = pipeline_stage
         return self.child_context
@@ -151,7 +151,7 @@ class Cmf:
             StoreError: The execution does not exist.
         """
         custom = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
-        check_reserved(custom, "update_execution custom_properties", FACT_PREFIX)
+        check_reserved(custom, "update_execution custom_properties")
         record = self.store.update_execution(int(execution_id), custom_properties=custom)
         if self._run is not None and self._run.execution_id == record.id:
             self._run.execution = record

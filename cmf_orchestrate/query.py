@@ -23,7 +23,14 @@ from cmf_orchestrate.records import (
     ExecutionSnapshot,
 )
 from cmf_orchestrate.settings import CmfSettings
-from cmf_orchestrate.store import PIPELINE_CONTEXT_TYPE, STAGE_CONTEXT_TYPE, MetadataStore, open_store
+from cmf_orchestrate.store import (
+    PIPELINE_CONTEXT_TYPE,
+    STAGE_CONTEXT_TYPE,
+    MetadataStore,
+    fact_filter,
+    open_store,
+    quote,
+)
 
 __all__ = ["CmfQuery", "LineageEdge", "LineageGraph", "LineageNode"]
 
@@ -205,14 +212,14 @@ class CmfQuery:
         """
         if not isinstance(ref, str) or not ref:
             raise InvalidArgumentError(f"artifact reference must be a non-empty string, got {ref!r}")
-        found = self.store.artifacts(f"name = '{_quote(ref)}'")
+        found = self.store.artifacts(f"name = '{quote(ref)}'")
         if found:
             return found
         found = self.store.artifacts_by_uri(ref)
         if found:
             return found
         path = ref[2:] if ref.startswith("./") else ref
-        found = self.store.artifacts(f"properties.url.string_value = '{_quote(path)}'")
+        found = self.store.artifacts(f"properties.url.string_value = '{quote(path)}'")
         if found:
             latest = max(found, key=lambda a: (a.create_time_ms, a.id))
             return [a for a in found if a.uri == latest.uri]
@@ -239,7 +246,7 @@ class CmfQuery:
             if found:
                 return found[0]
         if len(text) >= 6 and all(c in "0123456789abcdef." for c in text.lower()):
-            matches = self.store.artifacts(f"uri LIKE '{_quote(text.lower())}%'")
+            matches = self.store.artifacts(f"uri LIKE '{quote(text.lower())}%'")
             uris = {a.uri for a in matches}
             if len(uris) > 1:
                 raise InvalidArgumentError(f"md5 prefix {text!r} is ambiguous: {', '.join(sorted(uris)[:5])}")
@@ -266,10 +273,10 @@ class CmfQuery:
         clauses = []
         if stage:
             full = stage if "/" in stage or not pipeline else f"{pipeline}/{stage}"
-            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name = '{_quote(full)}'")
+            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name = '{quote(full)}'")
         elif pipeline:
             # MLMD cannot filter on type properties here; the stage names carry the pipeline.
-            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name LIKE '{_quote(pipeline)}/%'")
+            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name LIKE '{quote(pipeline)}/%'")
         if state:
             from cmf_orchestrate.records import ExecutionState
 
@@ -290,13 +297,11 @@ class CmfQuery:
         Raises:
             InvalidArgumentError: ``fact`` is not a documented fact.
         """
-        from cmf_orchestrate.facts import FACT_PREFIX, RESERVED_FACTS
+        from cmf_orchestrate.facts import RESERVED_FACTS
 
         if fact not in RESERVED_FACTS:
             raise InvalidArgumentError(f"unknown fact {fact!r} (one of {', '.join(sorted(RESERVED_FACTS))})")
-        kind = "int_value" if isinstance(value, int) else "string_value"
-        literal = str(value) if isinstance(value, int) else f"'{_quote(str(value))}'"
-        found = self.store.execution_ids(f"custom_properties.`{FACT_PREFIX}{fact}`.{kind} = {literal}")
+        found = self.store.execution_ids(fact_filter(fact, value))
         return list(self.store.execution_snapshots(found))
 
     def get_artifact(self, ref: str) -> ArtifactRecord:
@@ -456,7 +461,3 @@ def _eid(execution_id: int) -> str:
 
 def _unique(values: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(values))
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")

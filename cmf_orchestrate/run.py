@@ -49,7 +49,7 @@ from cmf_orchestrate.records import (
     ExecutionState,
 )
 from cmf_orchestrate.settings import CmfSettings
-from cmf_orchestrate.store import ArtifactDraft, MetadataStore, open_store
+from cmf_orchestrate.store import ArtifactDraft, MetadataStore, fact_filter, open_store
 from cmf_orchestrate.versioning import ContentHash, Versioner, versioner_for
 
 __all__ = [
@@ -104,7 +104,7 @@ class _Drafts:
     ) -> ArtifactDraft | None:
         """The draft of a declared artifact; None when it needs an execution id not known yet."""
         custom = dict(spec.custom_properties)
-        check_reserved(custom, f"{type(spec).__name__}({spec.path!r}).custom_properties", FACT_PREFIX)
+        check_reserved(custom, f"{type(spec).__name__}({spec.path!r}).custom_properties")
         if isinstance(spec, Model):
             return self.model_draft(
                 content, event, spec.framework, spec.model_type, spec.model_name, custom, execution_id
@@ -267,25 +267,6 @@ class TaskRun:
         assert draft is not None  # with an execution id every draft can be named
         return draft
 
-    def _file_draft(self, kind: ArtifactKind, content: ContentHash, custom: Mapping[str, Any]) -> ArtifactDraft:
-        return self._drafts.file_draft(kind, content, custom)
-
-    def _model_draft(
-        self,
-        content: ContentHash,
-        event: EventType,
-        framework: str,
-        model_type: str,
-        model_name: str,
-        custom: Mapping[str, Any],
-    ) -> ArtifactDraft:
-        draft = self._drafts.model_draft(content, event, framework, model_type, model_name, custom, self.execution_id)
-        assert draft is not None
-        return draft
-
-    def _hash_all(self, specs: Sequence[ArtifactSpec], direction: str) -> list[ContentHash]:
-        return self._drafts.hash_all(specs, direction)
-
     def record_inputs(self, specs: Sequence[ArtifactSpec]) -> list[ArtifactRecord]:
         """Check, hash, cache and record declared inputs in one transaction.
 
@@ -294,7 +275,7 @@ class TaskRun:
             PathOutsideProjectError: A path lies outside the project root.
         """
         self._ensure_open("record_inputs")
-        hashes = self._hash_all(specs, "input(s)")
+        hashes = self._drafts.hash_all(specs, "input(s)")
         drafts = [(self._draft(s, h, EventType.INPUT), EventType.INPUT) for s, h in zip(specs, hashes, strict=True)]
         return self._write(drafts) if drafts else []
 
@@ -316,7 +297,7 @@ class TaskRun:
             raise InvalidArgumentError(f"complete: state must be COMPLETE or CACHED, got {state}")
         specs = self.info.outputs if outputs is None else outputs
         try:
-            hashes = self._hash_all(specs, "output(s)")
+            hashes = self._drafts.hash_all(specs, "output(s)")
             drafts = [
                 (self._draft(s, h, EventType.OUTPUT), EventType.OUTPUT) for s, h in zip(specs, hashes, strict=True)
             ]
@@ -341,10 +322,7 @@ class TaskRun:
         return self.execution
 
     def _end_facts(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {FACT_PREFIX + "end_time": now_iso()}
-        if self.settings.graph:
-            facts[FACT_PREFIX + "graph_synced"] = 0
-        return facts
+        return _closing_facts(self.settings)
 
     def _close(self) -> None:
         self.closed = True
@@ -387,7 +365,7 @@ class TaskRun:
     def _log(self, spec: ArtifactSpec, event: str, what: str) -> ArtifactRecord:
         direction = _event(event)
         self._ensure_open(what)
-        check_reserved(spec.custom_properties, f"{what} custom_properties", FACT_PREFIX)
+        check_reserved(spec.custom_properties, f"{what} custom_properties")
         content = self._hash_one(spec.path)
         [record] = self._write([(self._draft(spec, content, direction), direction)])
         return record
@@ -404,7 +382,7 @@ class TaskRun:
                 f"log_execution_metrics: metrics_name must be a non-empty string, got {metrics_name!r}"
             )
         values = {k: json_safe(v) for k, v in dict(custom_properties or {}).items()}
-        check_reserved(values, "log_execution_metrics custom_properties", FACT_PREFIX)
+        check_reserved(values, "log_execution_metrics custom_properties")
         uri = str(uuid.uuid4())
         draft = ArtifactDraft(
             ArtifactKind.METRICS,
@@ -446,14 +424,8 @@ class TaskRun:
         rel = f"cmf_artifacts/metrics/{_safe_name(metrics_name)}-{self.execution_uuid}.parquet"
         _write_parquet(self.versioner.root / rel, rows)
         content = self.versioner.commit(rel)
-        props = {"Commit": content.md5, "url": content.path}
-        return ArtifactDraft(
-            ArtifactKind.STEP_METRICS,
-            f"{content.path}:{content.md5}",
-            content.md5,
-            props,
-            {"metrics_name": metrics_name},
-        ), EventType.OUTPUT
+        draft = self._drafts.file_draft(ArtifactKind.STEP_METRICS, content, {"metrics_name": metrics_name})
+        return draft, EventType.OUTPUT
 
     def _pending_step_metrics(self) -> list[tuple[ArtifactDraft, EventType]]:
         # Steps logged but never committed are not lost: they are committed with the outputs.
@@ -472,10 +444,7 @@ class TaskRun:
         return DataSlice(self, name)
 
     def _hash_one(self, path: str | os.PathLike[str]) -> ContentHash:
-        rel = self.versioner.relpath(path)
-        if not (self.versioner.root / rel).exists():
-            raise ArtifactNotFoundError(f"artifact path {rel!r} does not exist (under {str(self.versioner.root)!r})")
-        return self.versioner.commit(rel)
+        return self.versioner.commit(path)
 
 
 class DataSlice:
@@ -509,8 +478,8 @@ class DataSlice:
         _write_parquet(self.run.versioner.root / rel, rows)
         content = self.run.versioner.commit(rel)
         custom = {"dataslice_name": self.name, "files": len(rows), **dict(custom_properties or {})}
-        check_reserved(custom, "dataslice custom_properties", FACT_PREFIX)
-        draft = self.run._file_draft(ArtifactKind.DATASLICE, content, custom)
+        check_reserved(custom, "dataslice custom_properties")
+        draft = self.run._drafts.file_draft(ArtifactKind.DATASLICE, content, custom)
         [record] = self.run._write([(draft, EventType.OUTPUT)])
         return record
 
@@ -559,11 +528,18 @@ def _read_metrics_file(path: Path) -> dict[str, Any]:
     return {str(k): json_safe(v) for k, v in data.items()}
 
 
+def _closing_facts(settings: CmfSettings) -> dict[str, Any]:
+    """Reserved facts of an execution's last write: its end, and a pending graph mirror."""
+    facts: dict[str, Any] = {FACT_PREFIX + "end_time": now_iso()}
+    if settings.graph:
+        facts[FACT_PREFIX + "graph_synced"] = 0
+    return facts
+
+
 def _failure_facts(error: BaseException, settings: CmfSettings) -> dict[str, Any]:
-    """Reserved facts describing a failure: when, which error type, which message."""
+    """Reserved facts describing a failure: which error type, which message."""
     name = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
     return {
-        FACT_PREFIX + "end_time": now_iso(),
         FACT_PREFIX + "error_type": name,
         FACT_PREFIX + "error_message": _scrub(str(error), settings)[:4000],
     }
@@ -593,16 +569,9 @@ def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInf
         return  # a first attempt has no predecessor to reconcile
     from cmf_orchestrate.reconcile import mark_abandoned
 
-    query = (
-        "last_known_state = RUNNING AND "
-        f"custom_properties.`{FACT_PREFIX}task_run_id`.string_value = '{_quote(str(task_run_id))}'"
-    )
+    query = f"last_known_state = RUNNING AND {fact_filter('task_run_id', str(task_run_id))}"
     for execution in store.executions_in_context(stage.id, query):
         mark_abandoned(store, execution, "a later attempt of the same task run started")
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _opening_properties(info: RunInfo) -> dict[str, Any]:
@@ -691,9 +660,8 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     if failure is not None or deferred:
         artifacts = artifacts[:1]
     if failure is not None:
+        custom.update(_closing_facts(settings))
         custom.update(_failure_facts(failure, settings))
-        if settings.graph:
-            custom[FACT_PREFIX + "graph_synced"] = 0
     execution, records = store.write_execution(
         execution_id=None,
         type_name=type_name,

@@ -27,6 +27,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from cmf_orchestrate._storeurl import StoreLocation
 from cmf_orchestrate.errors import StoreError, StoreUnavailableError
+from cmf_orchestrate.facts import FACT_PREFIX
 from cmf_orchestrate.records import (
     ArtifactKind,
     ArtifactRecord,
@@ -46,7 +47,9 @@ __all__ = [
     "STAGE_CONTEXT_TYPE",
     "ArtifactDraft",
     "MetadataStore",
+    "fact_filter",
     "open_store",
+    "quote",
     "to_value",
 ]
 
@@ -621,7 +624,7 @@ class MetadataStore:
 
     def unsynced_execution_ids(self) -> list[int]:
         """Executions whose graph mirror is pending (``cmf.graph_synced`` = 0), ascending."""
-        return self.execution_ids("custom_properties.`cmf.graph_synced`.int_value = 0")
+        return self.execution_ids(fact_filter("graph_synced", 0))
 
     def set_graph_synced(self, execution_ids: Sequence[int], synced: bool) -> None:
         """Set ``cmf.graph_synced`` on executions, in one write."""
@@ -843,6 +846,18 @@ def _event_record(event: pb.Event) -> EventRecord:
 
 _stores: dict[tuple[str, str], MetadataStore] = {}
 _stores_lock = threading.Lock()
+
+
+def quote(text: str) -> str:
+    """``text`` as the inside of a quoted literal of an MLMD filter query."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def fact_filter(fact: str, value: str | int) -> str:
+    """The MLMD filter matching executions whose orchestration fact ``cmf.<fact>`` is ``value``."""
+    if isinstance(value, int):
+        return f"custom_properties.`{FACT_PREFIX}{fact}`.int_value = {value}"
+    return f"custom_properties.`{FACT_PREFIX}{fact}`.string_value = '{quote(value)}'"
 
 
 def _ensure_wal(path: Path) -> None:

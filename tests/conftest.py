@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cmf_env import CMF_ENV_VARS
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -44,15 +45,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     monkeypatch.chdir(root)
-    for var in (
-        "CMF_STORE",
-        "CMF_PROJECT_ROOT",
-        "CMF_GRAPH",
-        "CMF_PIPELINE",
-        "NEO4J_URI",
-        "NEO4J_USER_NAME",
-        "NEO4J_PASSWD",
-    ):
+    for var in CMF_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     return root
 

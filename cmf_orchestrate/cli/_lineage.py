@@ -56,11 +56,7 @@ def execution_properties(execution: ExecutionRecord) -> dict[str, Any]:
         "parameters": dict(sorted(execution.parameters.items())),
         "code_fingerprint": execution.fact("code_fingerprint") or "",
     }
-    for fact in _FACTS_SHOWN:
-        value = execution.fact(fact)
-        if value not in (None, ""):
-            props[fact] = value
-    for fact in ("error_type", "error_message", "state_reason"):
+    for fact in (*_FACTS_SHOWN, "error_type", "error_message", "state_reason"):
         value = execution.fact(fact)
         if value not in (None, ""):
             props[fact] = value

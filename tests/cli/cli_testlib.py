@@ -8,15 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-_ENV_VARS = (
-    "CMF_STORE",
-    "CMF_PROJECT_ROOT",
-    "CMF_GRAPH",
-    "CMF_PIPELINE",
-    "NEO4J_URI",
-    "NEO4J_USER_NAME",
-    "NEO4J_PASSWD",
-)
+from cmf_env import CMF_ENV_VARS
+
+_ENV_VARS = CMF_ENV_VARS
 
 
 @dataclass(frozen=True)
