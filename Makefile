@@ -38,7 +38,13 @@ CMFLIB_VERSION := 0.1.0
 	$(UV) pip install --quiet --no-deps --python $(PYTHON) --target .cache/cmflib cmflib==$(CMFLIB_VERSION)
 	@touch $@
 
-test: venvs .cache/cmflib/.installed
+# Neo4j's own Cypher front end, to lint every statement the graph writer sends.
+tools/cypher-lint/node_modules/.installed: tools/cypher-lint/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the Cypher lint test will be skipped"; fi
+
+test: venvs .cache/cmflib/.installed tools/cypher-lint/node_modules/.installed
 	@status=0; \
 	$(MAKE) --no-print-directory test-airflow || status=1; \
 	$(MAKE) --no-print-directory test-prefect || status=1; \
