@@ -55,6 +55,8 @@ class EventType(enum.StrEnum):
 
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"
+    #: An output the attempt declared but did not write: never counted as produced.
+    DECLARED_OUTPUT = "DECLARED_OUTPUT"
 
 
 @dataclass(frozen=True)

@@ -96,12 +96,16 @@ _STATE_TO_PB = {
     ExecutionState.CANCELED: pb.Execution.CANCELED,
 }
 _PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
-_EVENT_TO_PB = {EventType.INPUT: pb.Event.INPUT, EventType.OUTPUT: pb.Event.OUTPUT}
+_EVENT_TO_PB = {
+    EventType.INPUT: pb.Event.INPUT,
+    EventType.OUTPUT: pb.Event.OUTPUT,
+    EventType.DECLARED_OUTPUT: pb.Event.DECLARED_OUTPUT,
+}
 _PB_TO_EVENT = {
     pb.Event.INPUT: EventType.INPUT,
     pb.Event.OUTPUT: EventType.OUTPUT,
     pb.Event.DECLARED_INPUT: EventType.INPUT,
-    pb.Event.DECLARED_OUTPUT: EventType.OUTPUT,
+    pb.Event.DECLARED_OUTPUT: EventType.DECLARED_OUTPUT,
 }
 
 _RETRIES = 8
