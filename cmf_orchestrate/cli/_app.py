@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cmf_orchestrate.errors import CmfError, StoreUnavailableError
 
@@ -228,37 +234,203 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+#: How a column gives way when a table is wider than the terminal. ``end``, ``middle``,
+#: ``start``: ellipsized there; ``hash``: ellipsized at the end, before any other column;
+#: ``time``: a ``YYYY-MM-DD HH:MM:SS`` cell loses its year (this year's) and seconds;
+#: ``keep``: never shortened; ``wrap``: wrapped at spaces.
+Fit = Literal["end", "middle", "start", "hash", "time", "keep", "wrap"]
+
+_GAP = 2  # the space one column's right padding and the separator take in the table style below
+_MIN_SHRUNK = 10  # narrowest a shortened column gets before rows are laid out vertically
+_MIN_HASH = 9  # eight hex digits and an ellipsis
+_SHORT = 12  # columns whose cells all fit this width (ids, states, counts) are never shortened
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d\d-\d\d \d\d:\d\d):\d\d$")
+
+
 def emit_table(
-    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, section: bool = False
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    section: bool = False,
+    fit: Mapping[str, Fit] | None = None,
 ) -> None:
-    """Print a table on stdout (a rich table on a terminal, tab-separated columns otherwise).
+    """Print a table on stdout (fitted to the terminal, tab-separated columns otherwise).
+
+    On a terminal the table never exceeds its width: md5s are cut to their first digits,
+    timestamps lose year and seconds, long cells are ellipsized (paths in the middle, so
+    the file name stays), and when even that cannot fit, each row is laid out vertically
+    as ``column  value`` lines.
 
     Args:
         title: Caption of the table.
         columns: Column headers.
         rows: Cells, converted with ``str`` (containers as JSON).
         section: Part of a multi-table report: in plain text, a ``# title`` line precedes it.
+        fit: How named columns give way (default: ``keep`` for short columns, ``end`` for others).
     """
     console = out_console()
+    cells = [[_cell(v) for v in row] for row in rows]
     if not console.is_terminal:
         # Pipes get stable, grep-able text: a header line and one tab-separated line per row.
         if section and title:
             click.echo(f"# {title}")
         click.echo("\t".join(columns))
-        for row in rows:
-            click.echo("\t".join(_cell(v) for v in row))
+        for row in cells:
+            click.echo("\t".join(" ".join(c.split()) if "\n" in c or "\t" in c else c for c in row))
         return
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+    layout = fit_columns(columns, cells, console.width, fit or {})
+    if layout is None:
+        _print_vertical(console, title, columns, cells)
+        return
+    widths, modes, cells = layout
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for column, width, mode in zip(columns, widths, modes, strict=True):
+        wrap = mode == "wrap"
+        table.add_column(column, width=width, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
+    for row in cells:
+        table.add_row(
+            *(escape(c if m == "wrap" else ellipsize(c, w, m)) for c, w, m in zip(row, widths, modes, strict=True))
+        )
     console.print(table)
 
 
+def _natural(columns: Sequence[str], cells: Sequence[Sequence[str]]) -> list[int]:
+    return [
+        max([cell_len(header), *(max((cell_len(line) for line in row[i].splitlines()), default=0) for row in cells)])
+        for i, header in enumerate(columns)
+    ]
+
+
+def _compact_time(cell: str) -> str:
+    match = _TIMESTAMP.match(cell)
+    if not match:
+        return cell
+    return match.group(2) if int(match.group(1)) == datetime.now().year else cell[:10]
+
+
+def fit_columns(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], width: int, fit: Mapping[str, Fit]
+) -> tuple[list[int], list[Fit], list[list[str]]] | None:
+    """Widths that fit ``width``, how each column gives way, and the cells; None when nothing fits.
+
+    Short columns keep their width. Timestamps are compacted first, md5 columns cut next,
+    then the widest of the others are narrowed, each to no less than its header or ten cells.
+    """
+    rows = [list(row) for row in cells]
+    natural = _natural(columns, rows)
+    modes: list[Fit] = [fit.get(h, "keep" if natural[i] <= _SHORT else "end") for i, h in enumerate(columns)]
+    available = width - _GAP * (len(columns) - 1)
+    if sum(natural) <= available:
+        return natural, modes, rows
+    if "time" in modes:
+        rows = [[_compact_time(c) if m == "time" else c for c, m in zip(row, modes, strict=True)] for row in rows]
+        natural = _natural(columns, rows)
+    fixed = [m in ("keep", "time") for m in modes]
+    floors = [
+        n if f else min(n, max(cell_len(h), _MIN_HASH if m == "hash" else _MIN_SHRUNK))
+        for n, m, h, f in zip(natural, modes, columns, fixed, strict=True)
+    ]
+    if sum(floors) > available:
+        return None
+    widths = list(natural)
+    # md5s give way first (their first digits identify them), then the widest other columns.
+    for group in ([i for i, m in enumerate(modes) if m == "hash"], [i for i, f in enumerate(fixed) if not f]):
+        excess = sum(widths) - available
+        if excess <= 0:
+            break
+        budget = sum(widths[i] for i in group) - excess
+        _share(widths, floors, group, budget)
+    return widths, modes, rows
+
+
+def _share(widths: list[int], floors: Sequence[int], group: Sequence[int], budget: int) -> None:
+    """Narrow the columns of ``group`` to ``budget`` cells in all, cutting the widest first."""
+    if not group:
+        return
+    natural = {i: widths[i] for i in group}
+    low, high = 0, max(natural.values())
+    while low < high:  # the largest cap on these columns that stays within the budget
+        cap = (low + high + 1) // 2
+        if sum(max(floors[i], min(n, cap)) for i, n in natural.items()) <= budget:
+            low = cap
+        else:
+            high = cap - 1
+    for i, n in natural.items():
+        widths[i] = max(floors[i], min(n, low))
+    spare = budget - sum(widths[i] for i in group)
+    for i in sorted(group, key=lambda i: widths[i] - natural[i]):  # rounding leftovers to the most cut
+        if spare <= 0:
+            break
+        extra = min(spare, natural[i] - widths[i])
+        widths[i] += extra
+        spare -= extra
+
+
+def ellipsize(text: str, width: int, mode: Fit = "end") -> str:
+    """``text`` shortened to ``width`` terminal cells with an ellipsis at the end, middle or start."""
+    text = " ".join(text.split()) if "\n" in text or "\t" in text else text
+    if cell_len(text) <= width or mode in ("keep", "wrap"):
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if mode == "start":
+        return "…" + _tail(text, width - 1)
+    if mode == "middle":
+        head = (width - 1) // 2
+        return _head(text, head) + "…" + _tail(text, width - 1 - head)
+    return _head(text, width - 1) + "…"
+
+
+def _head(text: str, width: int) -> str:
+    out, used = [], 0
+    for char in text:
+        size = cell_len(char)
+        if used + size > width:
+            break
+        out.append(char)
+        used += size
+    return "".join(out)
+
+
+def _tail(text: str, width: int) -> str:
+    return _head(text[::-1], width)[::-1]
+
+
+def _print_vertical(
+    console: Console, title: str | None, columns: Sequence[str], cells: Sequence[Sequence[str]]
+) -> None:
+    """Each row as a block of ``column  value`` lines: for terminals too narrow for a table."""
+    if title:
+        console.print(Text(title, style="bold"))
+    label_width = max((cell_len(c) for c in columns[1:]), default=0)
+    value_width = max(console.width - label_width - 4, 8)
+    for row in cells:
+        console.print(Text(ellipsize(f"{columns[0]} {row[0]}", console.width), style="bold"))
+        for header, value in zip(columns[1:], row[1:], strict=True):
+            if value:
+                line = Text("  " + header.ljust(label_width) + "  ", style="dim")
+                line.append(ellipsize(value, value_width))
+                console.print(line, no_wrap=True, overflow="ellipsis")
+
+
 def emit_mapping(title: str, mapping: Mapping[str, Any]) -> None:
-    """Print key/value pairs (a two-column table)."""
-    emit_table(title, ("property", "value"), [(k, v) for k, v in mapping.items()], section=True)
+    """Print key/value pairs (a two-column table; long values wrap rather than lose their end)."""
+    emit_table(
+        title,
+        ("property", "value"),
+        [(k, v) for k, v in mapping.items()],
+        section=True,
+        fit={"property": "keep", "value": "wrap"},
+    )
 
 
 def _cell(value: Any) -> str:

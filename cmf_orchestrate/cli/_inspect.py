@@ -52,10 +52,50 @@ def execution_dict(execution: ExecutionRecord, stages: dict[int, ContextRecord])
             "stage": stage_short(stage.name, execution.pipeline) if stage else execution.type,
             "parameters": execution.parameters,
             "facts": {k[4:]: v for k, v in execution.custom_properties.items() if k.startswith("cmf.")},
+            "run": run_facts(execution),
+            "error": execution_error(execution),
             "create_time": iso_ms(execution.create_time_ms),
         }
     )
     return data
+
+def run_facts(execution: ExecutionRecord) -> dict[str, Any]:
+    """The orchestrator run an execution belongs to: a DAG run or a flow run (empty for the seed API)."""
+    facts = {
+        "orchestrator": execution.fact("orchestrator"),
+        "id": execution.fact("pipeline_run_id") or execution.fact("run_id"),
+        "name": execution.fact("pipeline_run_name"),
+        "logical_date": execution.fact("logical_date"),
+        "attempt": execution.fact("attempt"),
+    }
+    return {k: v for k, v in facts.items() if v not in (None, "")}
+
+
+def run_label(execution: ExecutionRecord) -> str:
+    """``prefect crimson-otter`` / ``airflow manual__2026-01-01T...``: the run as a table cell."""
+    facts = run_facts(execution)
+    run = facts.get("name") or facts.get("id")
+    parts = [str(facts.get("orchestrator", "")), str(run or "")]
+    return " ".join(p for p in parts if p)
+
+
+def execution_error(execution: ExecutionRecord) -> str | None:
+    """``Type: message`` of a FAILED execution (or why it was failed), None otherwise."""
+    if execution.state is not ExecutionState.FAILED:
+        return None
+    kind, message = execution.fact("error_type"), execution.fact("error_message")
+    reason = execution.fact("state_reason")
+    text = ": ".join(str(v) for v in (kind, message) if v not in (None, ""))
+    return text or (str(reason) if reason else "failed (no error recorded)")
+
+
+def artifact_path(artifact: ArtifactRecord) -> str:
+    """What to call an artifact in a table: its path, or a metrics set's name."""
+    name = artifact.properties.get("metrics_name")
+    if artifact.kind == "Metrics" and name and not artifact.path.endswith((".json", ".csv", ".yaml", ".txt")):
+        return str(name)
+    return artifact.path
+
 
 
 def artifact_dict(artifact: ArtifactRecord) -> dict[str, Any]:
@@ -108,6 +148,7 @@ def pipelines_cmd() -> None:
                 "_last": last,
             }
         )
+        fit={"last run": "time"},
     if state().json_mode:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
@@ -145,6 +186,7 @@ def stages_cmd(pipeline: str) -> None:
     if state().json_mode:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
+        fit={"last run": "time"},
     emit_table(
         f"Stages of {parent.name}",
         ("stage", "id", "executions", "last state", "last execution", "last run"),
@@ -168,7 +210,10 @@ def stages_cmd(pipeline: str) -> None:
     help="Only executions in this state.",
 )
 @click.option(
-    "--since", metavar="DATE", help="Only executions started since DATE (2024-05-01, 2024-05-01T10:00, 6h, 2d)."
+    "--since",
+    metavar="WHEN",
+    help="Only executions started since WHEN: a date (2024-05-01, 2024-05-01T10:00), "
+    "a duration ago (30m, 2h, 1d, 1w) or today/yesterday.",
 )
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="Show at most N executions (the newest).")
 @common
@@ -216,13 +261,14 @@ def executions_cmd(
                 e.state.value,
                 fmt_ms(e.create_time_ms),
                 fmt_duration(e.fact("start_time"), e.fact("end_time")),
-                e.fact("orchestrator") or "",
-                e.uuid[:8],
+                run_label(e),
+                execution_error(e) or "",
+        fit={"pipeline": "end", "stage": "end", "started": "time", "run": "end", "error": "end"},
             )
         )
     emit_table(
         "Executions",
-        ("id", "pipeline", "stage", "state", "started", "duration", "orchestrator", "uuid"),
+        ("id", "pipeline", "stage", "state", "started", "duration", "run", "error"),
         rows,
     )
 
@@ -261,7 +307,9 @@ def artifacts_cmd(type_: str | None, pattern: str | None, pipeline: str | None) 
     emit_table(
         "Artifacts",
         ("id", "type", "path", "md5", "created"),
-        [(a.id, a.kind, a.path, a.md5, fmt_ms(a.create_time_ms)) for a in artifacts],
+        # Ids as `show` and `diff` take them (a bare number is an execution id there).
+        [(f"artifact:{a.id}", a.kind, artifact_path(a), a.md5, fmt_ms(a.create_time_ms)) for a in artifacts],
+        fit={"path": "middle", "md5": "hash", "created": "time"},
     )
 
 
@@ -317,6 +365,8 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
         return
     summary = {
         "id": execution.id,
+        "run": run_label(execution),
+        "error": execution_error(execution),
         "name": execution.name,
         "pipeline": data["pipeline"],
         "stage": data["stage"],
@@ -337,8 +387,9 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
         emit_mapping("Parameters", dict(sorted(execution.parameters.items())))
     if data["facts"]:
         emit_mapping("Orchestration facts", dict(sorted(data["facts"].items())))
-    rows = [("input", a.kind, a.path, a.md5) for a in inputs] + [("output", a.kind, a.path, a.md5) for a in outputs]
-    emit_table("Artifacts", ("event", "type", "path", "md5"), rows, section=True)
+    rows = [("input", a.kind, artifact_path(a), a.md5) for a in inputs]
+    rows += [("output", a.kind, artifact_path(a), a.md5) for a in outputs]
+    emit_table("Artifacts", ("event", "type", "path", "md5"), rows, section=True, fit={"path": "middle", "md5": "hash"})
 
 
 def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
@@ -377,6 +428,7 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
         stage_ctx = stages.get(e.stage_id)
         stage = stage_short(stage_ctx.name, e.pipeline) if stage_ctx else e.type
         return (role, e.id, e.pipeline, stage, e.state.value, fmt_ms(e.create_time_ms))
+        fit={"started": "time"},
 
     emit_table(
         "Executions",
@@ -387,7 +439,11 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
     if len(versions) > 1:
         emit_table(
             f"Versions of {artifact.path}",
+            fit={"md5": "hash", "created": "time"},
             ("id", "md5", "created", ""),
-            [(a.id, a.md5, fmt_ms(a.create_time_ms), "(this one)" if a.id == artifact.id else "") for a in versions],
+            [
+                (f"artifact:{a.id}", a.md5, fmt_ms(a.create_time_ms), "(this one)" if a.id == artifact.id else "")
+                for a in versions
+            ],
             section=True,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
@@ -14,8 +14,15 @@ if TYPE_CHECKING:
 
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _MD5_PREFIX = re.compile(r"^[0-9a-f]{6,32}(\.dir)?$")
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_RELATIVE = re.compile(r"^(\d+)\s*([a-z]+)(\s+ago)?$")
+_UNIT_WORDS = {
+    **{w: "seconds" for w in ("s", "sec", "secs", "second", "seconds")},
+    **{w: "minutes" for w in ("m", "min", "mins", "minute", "minutes")},
+    **{w: "hours" for w in ("h", "hr", "hrs", "hour", "hours")},
+    **{w: "days" for w in ("d", "day", "days")},
+    **{w: "weeks" for w in ("w", "wk", "wks", "week", "weeks")},
+}
+_SINCE_HELP = "a date (2024-05-01, 2024-05-01T10:00), a duration ago (30m, 2h, 1d, 1w) or today/yesterday"
 
 
 def quote(text: str) -> str:
@@ -100,27 +107,38 @@ def find_execution(store: MetadataStore, text: str) -> ExecutionRecord:
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """A point in time from ``2024-05-01``, ``2024-05-01T10:00``, or relative ``30m``/``6h``/``2d``/``1w``.
+    """A point in time, as people type one after ``--since``.
 
-    Dates without a time zone are local time.
+    Accepted: a date or date and time (``2024-05-01``, ``2024-05-01T10:00``, ``2024-05-01 10:00``);
+    a duration ago (``30m``, ``2h``, ``1d``, ``1w``, ``90 minutes``, ``3 days ago``); ``now``,
+    ``today`` and ``yesterday`` (local midnight). Dates without a time zone are local time.
 
     Raises:
-        InvalidArgumentError: The text is neither.
+        InvalidArgumentError: The text is none of these.
     """
     now = now or datetime.now(UTC)
     text = text.strip()
-    rel = _RELATIVE.match(text)
-    if rel:
-        return now - timedelta(**{_UNITS[rel.group(2)]: int(rel.group(1))})
+    lowered = text.lower()
+    if lowered in ("now", "today", "yesterday"):
+        if lowered == "now":
+            return now
+        midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        # Subtracting a calendar day, not 24 hours: a daylight-saving change keeps midnight at midnight.
+        return midnight if lowered == "today" else _local_midnight(midnight.date() - timedelta(days=1))
+    rel = _RELATIVE.match(lowered)
+    if rel and rel.group(2) in _UNIT_WORDS:
+        return now - timedelta(**{_UNIT_WORDS[rel.group(2)]: int(rel.group(1))})
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidArgumentError(
-            f"--since: {text!r} is not a date (2024-05-01, 2024-05-01T10:00) or a duration (30m, 6h, 2d, 1w)"
-        ) from None
+        raise InvalidArgumentError(f"--since: {text!r} is not {_SINCE_HELP}") from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # local time, the way people type dates
     return parsed
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day).astimezone()
 
 
 def to_ms(moment: datetime) -> int:

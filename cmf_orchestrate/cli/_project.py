@@ -231,6 +231,7 @@ def init_cmd(
     help="Write the JSON to FILE ('-' for stdout).",
 )
 @common
+@json_option
 def export_cmd(pipeline: str | None, output: Path) -> None:
     """Export the store as JSON in the shape of CMF's dumptojson.
 
@@ -249,6 +250,9 @@ def export_cmd(pipeline: str | None, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     counts = summarize(document)
+    if state().json_mode:
+        emit_json({"output": str(output), **counts})
+        return
     info(
         f"wrote {output}: {counts['pipelines']} pipelines, {counts['stages']} stages, "
         f"{counts['executions']} executions, {counts['artifacts']} artifacts, {counts['events']} events"

@@ -52,3 +52,39 @@ def run_entry_point(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*console_script(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def run_in_terminal(cwd: Path, *args: str, columns: int = 80) -> str:
+    """Run the console script on a real pseudo-terminal ``columns`` wide; return what it showed.
+
+    Colours and other escape sequences are removed; lines are returned as the terminal got them.
+    """
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS and k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env.update({"DVC_NO_ANALYTICS": "1", "TERM": "xterm-256color"})
+    process = subprocess.Popen(
+        [*console_script(), *args], cwd=cwd, env=env, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            try:
+                chunk = os.read(controller, 1 << 16)
+            except OSError:  # the terminal is gone once the process has exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(controller)
+        process.wait(timeout=120)
+    text = b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text)

@@ -153,3 +153,97 @@ def test_entry_point_lists_pipelines(recorded: Recorded) -> None:
     done = run_entry_point(recorded.root, "pipelines", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["name"] == "get_started"
+
+
+def test_json_on_every_command(run_cli: Any, recorded: Recorded, tmp_path: Path) -> None:
+    for args in SUBCOMMANDS:
+        assert "--json" in run_cli(tmp_path, *args, "--help").output, args
+    lineage = run_cli(recorded.root, "lineage", "models/model.pkl", "--json")
+    assert lineage.exit_code == 0, lineage.output
+    assert json.loads(lineage.output)["title"].startswith("models/model.pkl")
+    both = run_cli(recorded.root, "lineage", "models/model.pkl", "--json", "--format", "dot")
+    assert both.exit_code == 1 and "--json and --format dot" in both.output
+    exported = run_cli(recorded.root, "export", "-o", str(tmp_path / "store.json"), "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["executions"] == 9
+
+
+def test_executions_show_the_orchestrator_run_and_the_error(project: Path, run_cli: Any) -> None:
+    """A flow run and a DAG run, as the adapters record them; the failed attempt says why."""
+    from cmf_orchestrate import CmfSettings, Dataset, RunInfo, task_run
+
+    settings = CmfSettings(store="mlmd", project_root=project)
+    Path("in.csv").write_text("a\n1\n")
+    prefect = RunInfo(
+        "prefect",
+        "flow",
+        "load",
+        inputs=[Dataset("in.csv")],
+        facts={
+            "orchestrator": "prefect",
+            "flow_run_id": "0c9f",
+            "flow_run_name": "crimson-otter",
+            "pipeline_run_id": "0c9f",
+            "pipeline_run_name": "crimson-otter",
+            "run_id": "0c9f",
+        },
+    )
+    with task_run(prefect, settings):
+        pass
+    airflow = RunInfo(
+        "airflow",
+        "dag",
+        "train",
+        inputs=[Dataset("in.csv")],
+        facts={
+            "orchestrator": "airflow",
+            "dag_id": "dag",
+            "run_id": "manual__2026-01-01T00:00:00+00:00",
+            "pipeline_run_id": "manual__2026-01-01T00:00:00+00:00",
+            "attempt": 2,
+        },
+    )
+    with pytest.raises(ValueError, match="bad split"), task_run(airflow, settings):
+        raise ValueError("bad split")
+    listed = {e["pipeline"]: e for e in json.loads(run_cli(project, "executions", "--json").output)}
+    assert listed["flow"]["run"] == {"orchestrator": "prefect", "id": "0c9f", "name": "crimson-otter"}
+    assert listed["flow"]["error"] is None
+    assert listed["dag"]["run"]["id"] == "manual__2026-01-01T00:00:00+00:00" and listed["dag"]["run"]["attempt"] == 2
+    assert listed["dag"]["error"] == "ValueError: bad split"
+    rows = {line.split("\t")[1]: line.split("\t") for line in run_cli(project, "executions").output.splitlines()[1:]}
+    assert rows["flow"][6:] == ["prefect crimson-otter", ""]
+    assert rows["dag"][6:] == ["airflow manual__2026-01-01T00:00:00+00:00", "ValueError: bad split"]
+    shown = run_cli(project, "show", str(listed["dag"]["id"])).output
+    assert "error\tValueError: bad split" in shown and "run\tairflow manual__2026" in shown
+
+
+def test_since_takes_dates_durations_and_days() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cmf_orchestrate.cli._lookup import parse_since
+    from cmf_orchestrate.errors import InvalidArgumentError
+
+    now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    assert parse_since("2h", now) == now - timedelta(hours=2)
+    assert parse_since("1d", now) == now - timedelta(days=1)
+    assert parse_since("90 minutes", now) == now - timedelta(minutes=90)
+    assert parse_since("3 days ago", now) == now - timedelta(days=3)
+    assert parse_since("1W", now) == now - timedelta(weeks=1)
+    today = parse_since("today", now)
+    yesterday = parse_since("Yesterday", now)
+    assert (today.hour, today.minute) == (0, 0) and today <= now
+    assert (yesterday.hour, yesterday.minute) == (0, 0) and yesterday.date() == today.date() - timedelta(days=1)
+    assert parse_since("2026-03-01T10:00+00:00", now) == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    for bad in ("2 fortnights", "tomorrowish", "-3h"):
+        with pytest.raises(InvalidArgumentError, match="is not a date"):
+            parse_since(bad, now)
+
+
+def test_since_relative_forms_on_the_command_line(recorded: Recorded, run_cli: Any) -> None:
+    def count(since: str) -> int:
+        result = run_cli(recorded.root, "executions", "--since", since, "--json")
+        assert result.exit_code == 0, result.output
+        return len(json.loads(result.output))
+
+    assert count("2h") == count("1d") == count("yesterday") == count("6 hours ago") == 9
+    assert count("2999-01-01") == 0
