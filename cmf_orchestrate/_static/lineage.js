@@ -1,17 +1,23 @@
 /* cmf-orchestrate lineage view: draws the graph embedded in #cmf-data with Cytoscape.js + dagre.
  * Everything it needs is inlined in the page; it never touches the network.
- * After drawing, every node's list entry gets data-drawn="true" and its on-screen box, checked
- * against the painted canvas, so the page itself states what was drawn. */
+ *
+ * What is drawn: data flow only (artifact -> execution -> artifact edges). Stages and pipelines
+ * are boxes around their executions rather than edges, so nothing crosses the data flow; the
+ * Python environment, an input of every execution, is one unwired node below the graph.
+ * After drawing, every node's list entry gets data-drawn="true", its caption and its on-screen
+ * box, checked against the painted canvas, so the page itself states what was drawn. */
 (function () {
   "use strict";
 
   var data = JSON.parse(document.getElementById("cmf-data").textContent);
+  var FONT = 13;                  // label size in graph units
+  var READABLE_ZOOM = 11 / FONT;  // never open below 11 px labels on screen
+  var MAX_ZOOM = 1.5;
   var STATE = { COMPLETE: "#2e7d32", FAILED: "#c62828", RUNNING: "#1565c0", CACHED: "#6a1b9a",
                 NEW: "#757575", CANCELED: "#ef6c00", UNKNOWN: "#757575" };
-  var KIND = {
-    pipeline:  { shape: "hexagon",         color: "#ffca28", w: 150, h: 54 },
-    stage:     { shape: "round-rectangle", color: "#ffe0b2", w: 130, h: 38 },
-    execution: { shape: "ellipse",         color: "#757575", w: 128, h: 48 }
+  var BOX = {
+    pipeline: { color: "#fff8e1", border: "#f9a825", style: "solid" },
+    stage:    { color: "#fff3e0", border: "#fb8c00", style: "dashed" }
   };
   var ARTIFACT = {
     Dataset:      { shape: "barrel",         color: "#90caf9" },
@@ -22,16 +28,7 @@
     Environment:  { shape: "round-pentagon", color: "#e0e0e0" }
   };
   var DEFAULT_ARTIFACT = { shape: "round-rectangle", color: "#b0bec5" };
-
-  function look(node) {
-    if (node.kind === "artifact") {
-      var a = ARTIFACT[node.subtype] || DEFAULT_ARTIFACT;
-      return { shape: a.shape, color: a.color, w: 62, h: 46 };
-    }
-    var k = KIND[node.kind];
-    var color = node.kind === "execution" ? (STATE[node.state] || STATE.UNKNOWN) : k.color;
-    return { shape: k.shape, color: color, w: k.w, h: k.h };
-  }
+  var EDGE = { input: "#9e9e9e", output: "#424242" };
 
   function text(value) {
     if (value === null || value === undefined) return "";
@@ -39,27 +36,107 @@
     return String(value);
   }
 
-  // On the canvas an artifact shows its file name; the full path is in the details and the list.
+  var byId = {};
+  data.nodes.forEach(function (n) { byId[n.id] = n; });
+  function isEnvironment(n) { return n.kind === "artifact" && n.subtype === "Environment"; }
+
+  // ---------------------------------------------------------------- structure
+  // Stage and pipeline edges become nesting; environment inputs are collapsed into one node.
+  var parentOf = {};
+  var flow = [];
+  var nested = 0, collapsed = 0;
+  var envUsers = {};
+  data.edges.forEach(function (e) {
+    if (e.kind === "runs" || e.kind === "contains") {
+      parentOf[e.target] = e.source;
+      nested += 1;
+    } else if (isEnvironment(byId[e.source]) || isEnvironment(byId[e.target])) {
+      var env = isEnvironment(byId[e.source]) ? e.source : e.target;
+      (envUsers[env] = envUsers[env] || []).push(env === e.source ? e.target : e.source);
+      collapsed += 1;
+    } else {
+      flow.push(e);
+    }
+  });
+  function pipelineOf(executionId) {
+    var stage = parentOf[executionId];
+    return stage ? parentOf[stage] : undefined;
+  }
+  // An artifact sits inside a pipeline's box when every execution it touches belongs to it.
+  var adjacent = {};
+  flow.forEach(function (e) {
+    var artifact = byId[e.source].kind === "artifact" ? e.source : e.target;
+    var execution = artifact === e.source ? e.target : e.source;
+    (adjacent[artifact] = adjacent[artifact] || []).push(execution);
+  });
+  Object.keys(adjacent).forEach(function (artifact) {
+    var pipelines = {};
+    adjacent[artifact].forEach(function (x) { pipelines[pipelineOf(x) || ""] = true; });
+    var names = Object.keys(pipelines);
+    if (names.length === 1 && names[0] && byId[names[0]]) parentOf[artifact] = names[0];
+  });
+
+  // ---------------------------------------------------------------- captions
+  function shortMd5(n) {
+    var md5 = n.properties && n.properties.md5;
+    return md5 && /^[0-9a-f]{32}/.test(md5) ? String(md5).slice(0, 8) : "";
+  }
+  function artifactPath(n) {
+    var p = n.properties || {};
+    if (n.subtype === "Metrics" && p.metrics_name && !shortMd5(n)) return String(p.metrics_name);
+    return String(n.label);
+  }
+  // The shortest path ending that tells apart every distinct path on the page.
+  var distinct = {};
+  data.nodes.forEach(function (n) {
+    if (n.kind === "artifact" && !isEnvironment(n)) distinct[artifactPath(n)] = true;
+  });
+  var paths = Object.keys(distinct);
+  var shortName = {};
+  paths.forEach(function (path) {
+    var parts = path.split("/");
+    for (var k = 1; k <= parts.length; k++) {
+      var tail = parts.slice(-k).join("/");
+      var clash = paths.some(function (other) {
+        return other !== path && (other === tail || other.slice(-(tail.length + 1)) === "/" + tail);
+      });
+      if (!clash || k === parts.length) { shortName[path] = tail; break; }
+    }
+  });
   function caption(n) {
-    if (n.kind !== "artifact") return n.label;
-    if (n.subtype === "Environment") return "python environment";
-    var parts = String(n.label).split("/");
-    return parts[parts.length - 1] || n.label;
+    if (n.kind === "pipeline") return "pipeline " + n.label;
+    if (n.kind === "stage") return "stage " + n.label;
+    if (n.kind === "execution") return n.label;
+    if (isEnvironment(n)) {
+      var users = (envUsers[n.id] || []).length;
+      return "python environment\n" + (shortMd5(n) || "") + (users ? " · input of " + users : "");
+    }
+    var md5 = shortMd5(n);
+    return shortName[artifactPath(n)] + (md5 ? "\n" + md5 : "");
   }
 
-  var byId = {};
+  // ---------------------------------------------------------------- elements
   var elements = [];
   data.nodes.forEach(function (n) {
-    byId[n.id] = n;
-    var l = look(n);
-    elements.push({ group: "nodes", data: {
-      id: n.id, label: caption(n), kind: n.kind, subtype: n.subtype, state: n.state,
-      shape: l.shape, color: l.color, w: l.w, h: l.h, root: n.id === data.root ? 1 : 0 } });
+    var d = { id: n.id, label: caption(n), kind: n.kind, subtype: n.subtype, state: n.state,
+              root: n.id === data.root ? 1 : 0, env: isEnvironment(n) ? 1 : 0 };
+    if (n.kind === "artifact") {
+      var a = ARTIFACT[n.subtype] || DEFAULT_ARTIFACT;
+      d.shape = a.shape; d.color = a.color; d.border = "#616161"; d.lineStyle = "solid";
+    } else if (n.kind === "execution") {
+      d.shape = "round-rectangle"; d.color = STATE[n.state] || STATE.UNKNOWN; d.border = "#424242"; d.lineStyle = "solid";
+    } else {
+      var b = BOX[n.kind];
+      d.shape = "round-rectangle"; d.color = b.color; d.border = b.border; d.lineStyle = b.style;
+    }
+    if (parentOf[n.id] && byId[parentOf[n.id]]) d.parent = parentOf[n.id];
+    elements.push({ group: "nodes", data: d });
   });
-  data.edges.forEach(function (e, i) {
+  flow.forEach(function (e, i) {
     elements.push({ group: "edges", data: { id: "e" + i, source: e.source, target: e.target, kind: e.kind } });
   });
 
+  // ---------------------------------------------------------------- header and legend
   document.title = "Lineage: " + data.title;
   document.getElementById("title").textContent = data.title;
   var counts = {};
@@ -69,32 +146,72 @@
     ["pipeline", "stage", "execution", "artifact"].filter(function (k) { return counts[k]; })
       .map(function (k) { return counts[k] + " " + k + (counts[k] > 1 ? "s" : ""); }).join(", ");
 
-  // Legend, built from the same tables that style the graph.
+  var SVG = "http://www.w3.org/2000/svg";
+  var SHAPES = {  // swatch outlines in a 22 x 16 box, after Cytoscape's shapes of the same names
+    "round-rectangle": "M4,1 H18 Q21,1 21,4 V12 Q21,15 18,15 H4 Q1,15 1,12 V4 Q1,1 4,1 Z",
+    "barrel": "M3,1 H19 Q22,8 19,15 H3 Q0,8 3,1 Z",
+    "diamond": "M11,0.5 L21.5,8 L11,15.5 L0.5,8 Z",
+    "tag": "M1,1 H15 L21,8 L15,15 H1 Z",
+    "rhomboid": "M6,1 H21 L16,15 H1 Z",
+    "round-pentagon": "M11,1 L21,6.5 L17,15 H5 L1,6.5 Z"
+  };
+  function swatch(shape, fill, stroke, dashed) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("width", "22"); svg.setAttribute("height", "16"); svg.setAttribute("class", "swatch");
+    var path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", SHAPES[shape] || SHAPES["round-rectangle"]);
+    path.setAttribute("fill", fill); path.setAttribute("stroke", stroke); path.setAttribute("stroke-width", "1.2");
+    if (dashed) path.setAttribute("stroke-dasharray", "3 2");
+    svg.appendChild(path);
+    return svg;
+  }
+  function edgeSwatch(color) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("width", "22"); svg.setAttribute("height", "16"); svg.setAttribute("class", "swatch");
+    var line = document.createElementNS(SVG, "path");
+    line.setAttribute("d", "M1,8 H16"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "1.8");
+    var head = document.createElementNS(SVG, "path");
+    head.setAttribute("d", "M15,4 L21,8 L15,12 Z"); head.setAttribute("fill", color);
+    svg.appendChild(line); svg.appendChild(head);
+    return svg;
+  }
+  // The legend lists exactly what the graph draws, styled from the same tables.
   var legend = document.createElement("ul");
-  function legendItem(label, color, shape) {
+  function legendItem(key, label, icon) {
     var li = document.createElement("li");
-    var sw = document.createElement("span");
-    sw.className = "swatch";
-    sw.style.background = color;
-    if (shape === "ellipse") sw.style.borderRadius = "50%";
-    li.appendChild(sw);
+    li.dataset.legend = key;
+    li.appendChild(icon);
     li.appendChild(document.createTextNode(label));
     legend.appendChild(li);
   }
-  legendItem("pipeline (hexagon)", KIND.pipeline.color, "hexagon");
-  legendItem("stage (rounded box)", KIND.stage.color, "round-rectangle");
+  function present(test) { return data.nodes.some(test); }
+  if (present(function (n) { return n.kind === "pipeline"; })) {
+    legendItem("pipeline", "pipeline (box around its stages)", swatch("round-rectangle", BOX.pipeline.color, BOX.pipeline.border, false));
+  }
+  if (present(function (n) { return n.kind === "stage"; })) {
+    legendItem("stage", "stage (dashed box around its runs)", swatch("round-rectangle", BOX.stage.color, BOX.stage.border, true));
+  }
   Object.keys(STATE).forEach(function (s) {
-    if (data.nodes.some(function (n) { return n.kind === "execution" && n.state === s; })) {
-      legendItem("execution " + s + " (ellipse)", STATE[s], "ellipse");
+    if (present(function (n) { return n.kind === "execution" && n.state === s; })) {
+      legendItem("execution:" + s, "execution " + s, swatch("round-rectangle", STATE[s], "#424242", false));
     }
   });
-  Object.keys(ARTIFACT).forEach(function (t) {
-    if (data.nodes.some(function (n) { return n.kind === "artifact" && n.subtype === t; })) {
-      legendItem(t + " (" + ARTIFACT[t].shape + ")", ARTIFACT[t].color, ARTIFACT[t].shape);
+  var subtypes = {};
+  data.nodes.forEach(function (n) { if (n.kind === "artifact") subtypes[n.subtype] = true; });
+  Object.keys(ARTIFACT).concat(Object.keys(subtypes).filter(function (t) { return !ARTIFACT[t]; })).forEach(function (t) {
+    if (!subtypes[t]) return;
+    var a = ARTIFACT[t] || DEFAULT_ARTIFACT;
+    var label = t === "Environment" ? "python environment (input of every run; not wired)" : t;
+    legendItem("artifact:" + t, label, swatch(a.shape, a.color, "#616161", false));
+  });
+  ["input", "output"].forEach(function (kind) {
+    if (flow.some(function (e) { return e.kind === kind; })) {
+      legendItem("edge:" + kind, kind === "input" ? "read by (input)" : "written by (output)", edgeSwatch(EDGE[kind]));
     }
   });
   document.getElementById("legend").appendChild(legend);
 
+  // ---------------------------------------------------------------- details and node list
   var details = document.getElementById("details");
   function showDetails(id) {
     var n = byId[id];
@@ -113,6 +230,7 @@
     row("name", n.label);
     if (n.state) row("state", n.state);
     Object.keys(n.properties).forEach(function (k) { row(k, n.properties[k]); });
+    if (envUsers[id]) row("input of", envUsers[id].map(function (x) { return byId[x] ? byId[x].label : x; }).join(", "));
     details.replaceChildren(table);
     listItems.forEach(function (li) { li.classList.toggle("selected", li.dataset.nodeId === id); });
   }
@@ -124,6 +242,7 @@
     li.dataset.nodeId = n.id;
     li.dataset.kind = n.kind;
     li.dataset.drawn = "false";
+    li.dataset.caption = caption(n).replace(/\n/g, " ");
     var kind = document.createElement("span");
     kind.className = "kind";
     kind.textContent = n.subtype && n.kind === "artifact" ? n.subtype : n.kind;
@@ -141,6 +260,7 @@
     listItems.push(li);
   });
 
+  // ---------------------------------------------------------------- graph
   cytoscape.use(cytoscapeDagre);
   var rankDir = "LR";
   var cy = cytoscape({
@@ -151,36 +271,86 @@
     boxSelectionEnabled: false,
     style: [
       { selector: "node", style: {
-          "shape": "data(shape)", "background-color": "data(color)", "width": "data(w)", "height": "data(h)",
-          "label": "data(label)", "font-size": 11, "text-wrap": "ellipsis", "text-max-width": "140px",
-          "text-valign": "center", "text-halign": "center", "border-width": 1, "border-color": "#616161",
-          "color": "#212121" } },
-      { selector: "node[kind = 'execution']", style: { "color": "#fff", "text-max-width": "118px" } },
-      { selector: "node[kind = 'stage']", style: { "border-style": "dashed" } },
+          "shape": "data(shape)", "background-color": "data(color)", "border-width": 1,
+          "border-color": "data(border)", "border-style": "data(lineStyle)",
+          "label": "data(label)", "font-size": FONT, "color": "#212121", "text-wrap": "wrap",
+          "text-max-width": "170px", "line-height": 1.25, "min-zoomed-font-size": 0 } },
+      { selector: "node[kind = 'execution']", style: {
+          "width": "label", "height": "label", "padding": "9px", "color": "#fff", "font-weight": 600,
+          "text-valign": "center", "text-halign": "center" } },
       { selector: "node[kind = 'artifact']", style: {
-          "text-valign": "bottom", "text-margin-y": 4, "text-background-color": "#fff",
-          "text-background-opacity": 0.8, "text-background-padding": 1 } },
+          "width": 34, "height": 26, "text-valign": "bottom", "text-halign": "center", "text-margin-y": 4,
+          "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 1 } },
+      { selector: "node[kind = 'pipeline'], node[kind = 'stage']", style: {
+          "background-opacity": 0.55, "text-valign": "top", "text-halign": "center", "text-margin-y": -2,
+          "padding": "10px", "color": "#5d4037" } },
+      { selector: "node[kind = 'pipeline']", style: { "font-weight": 600, "border-width": 1.5 } },
+      { selector: "node[kind = 'stage']", style: { "font-size": FONT - 1 } },
       { selector: "node[root = 1]", style: { "border-width": 4, "border-color": "#000" } },
       { selector: "node:selected", style: { "border-width": 4, "border-color": "#ff6f00" } },
+      { selector: "node.used", style: { "border-width": 3, "border-color": "#ff6f00" } },
       { selector: "edge", style: {
           "width": 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle",
-          "line-color": "#9e9e9e", "target-arrow-color": "#9e9e9e", "arrow-scale": 0.9 } },
-      { selector: "edge[kind = 'output']", style: { "line-color": "#424242", "target-arrow-color": "#424242" } },
-      { selector: "edge[kind = 'contains'], edge[kind = 'runs']", style: {
-          "line-style": "dashed", "line-color": "#ffb74d", "target-arrow-color": "#ffb74d" } }
+          "line-color": EDGE.input, "target-arrow-color": EDGE.input, "arrow-scale": 0.9 } },
+      { selector: "edge[kind = 'output']", style: { "line-color": EDGE.output, "target-arrow-color": EDGE.output } }
     ],
     layout: { name: "preset" }
   });
+  var environments = cy.nodes("[env = 1]");
+
+  function placeEnvironments() {
+    // Unwired, next to the asked-for artifact's end of the data flow, so the opening view shows it.
+    var bb = cy.elements().not(environments).boundingBox({ includeLabels: true });
+    var atEnd = data.direction !== "down";
+    environments.forEach(function (env, i) {
+      if (rankDir === "LR") {
+        env.position({ x: atEnd ? bb.x2 - 70 - i * 170 : bb.x1 + 70 + i * 170, y: bb.y2 + 45 });
+      } else {
+        env.position({ x: bb.x2 + 90, y: atEnd ? bb.y2 - 30 - i * 80 : bb.y1 + 30 + i * 80 });
+      }
+    });
+  }
+
+  function centred(size, low, high, at, z) {
+    // The whole extent centred when it fits across; else centred on `at` without showing past its ends.
+    if ((high - low) * z <= size - 64) return size / 2 - ((low + high) / 2) * z;
+    return Math.min(32 - low * z, Math.max(size - 32 - high * z, size / 2 - at * z));
+  }
+
+  function readableView() {
+    // Fit the whole graph when that keeps labels readable; otherwise open at a readable zoom
+    // showing the asked-for artifact, and let Fit show everything.
+    cy.fit(undefined, 32);
+    if (cy.zoom() > MAX_ZOOM) { cy.zoom(MAX_ZOOM); cy.center(); }
+    if (cy.zoom() >= READABLE_ZOOM) return;
+    var root = cy.getElementById(data.root);
+    var W = cy.width(), H = cy.height();
+    var bb = cy.elements().boundingBox({ includeLabels: true });
+    var z = READABLE_ZOOM;
+    var p = root.position();
+    var x, y;
+    if (rankDir === "LR") {
+      // Upstream grows to the left of the root, downstream to its right.
+      x = data.direction === "down" ? 32 - (bb.x1 * z) : W - 32 - (bb.x2 * z);
+      y = centred(H, bb.y1, bb.y2, p.y, z);
+    } else {
+      y = data.direction === "down" ? 32 - (bb.y1 * z) : H - 32 - (bb.y2 * z);
+      x = centred(W, bb.x1, bb.x2, p.x, z);
+    }
+    cy.viewport({ zoom: z, pan: { x: x, y: y } });
+  }
 
   function runLayout() {
-    // Data flow decides the layout; pipeline and stage edges follow it loosely.
-    cy.layout({ name: "dagre", rankDir: rankDir, nodeSep: 24, rankSep: 70, edgeSep: 10,
-                fit: true, padding: 30, animate: false,
-                edgeWeight: function (edge) { return edge.data("kind") === "input" || edge.data("kind") === "output" ? 4 : 1; }
-              }).run();
+    cy.elements().not(environments).layout({
+      name: "dagre", rankDir: rankDir, nodeSep: 18, rankSep: 48, edgeSep: 8, ranker: "network-simplex",
+      nodeDimensionsIncludeLabels: true, fit: false, animate: false
+    }).run();
+    placeEnvironments();
+    readableView();
   }
   runLayout();
 
+  // ---------------------------------------------------------------- interaction
   var tooltip = document.getElementById("tooltip");
   cy.on("mouseover", "node", function (evt) {
     var n = byId[evt.target.id()];
@@ -192,23 +362,30 @@
         lines.push(k + ": " + text(p[k]));
       }
     });
+    if (envUsers[n.id]) {
+      lines.push("input of " + envUsers[n.id].length + " execution(s), highlighted");
+      envUsers[n.id].forEach(function (x) { cy.getElementById(x).addClass("used"); });
+    }
     tooltip.textContent = lines.join("\n");
     var pos = evt.renderedPosition || evt.target.renderedPosition();
     tooltip.style.left = (pos.x + 14) + "px";
     tooltip.style.top = (pos.y + 14) + "px";
     tooltip.style.display = "block";
   });
-  cy.on("mouseout", "node", function () { tooltip.style.display = "none"; });
+  cy.on("mouseout", "node", function () {
+    tooltip.style.display = "none";
+    cy.nodes(".used").removeClass("used");
+  });
   document.getElementById("cy").addEventListener("mouseleave", function () { tooltip.style.display = "none"; });
   cy.on("tap", "node", function (evt) { showDetails(evt.target.id()); });
-  document.getElementById("fit").addEventListener("click", function () { cy.fit(undefined, 30); });
+  document.getElementById("fit").addEventListener("click", function () { cy.fit(undefined, 32); });
   document.getElementById("rankdir").addEventListener("click", function (evt) {
     rankDir = rankDir === "LR" ? "TB" : "LR";
     evt.target.textContent = rankDir === "LR" ? "Top to bottom" : "Left to right";
     runLayout();
   });
 
-  // Self-check: is every node inside the viewport and painted on the node canvas?
+  // ---------------------------------------------------------------- self-check
   function painted(canvas, ratio, x, y) {
     if (!canvas) return false;
     var ctx = canvas.getContext("2d");
@@ -218,11 +395,34 @@
     for (var i = 3; i < img.length; i += 4) { if (img[i] > 0) return true; }
     return false;
   }
+  var container = document.getElementById("cy");
+  function boxes() {
+    // Every node's on-screen box in the current view (kept up to date as the view moves).
+    listItems.forEach(function (li) {
+      var bb = cy.getElementById(li.dataset.nodeId).renderedBoundingBox({ includeLabels: false });
+      li.dataset.box = [bb.x1, bb.y1, bb.w, bb.h].map(function (v) { return v.toFixed(1); }).join(",");
+    });
+    document.body.dataset.cmfZoom = cy.zoom().toFixed(3);
+    document.body.dataset.cmfFontPx = (FONT * cy.zoom()).toFixed(1);
+  }
+  var boxesPending = false;
+  cy.on("viewport", function () {
+    if (boxesPending) return;
+    boxesPending = true;
+    requestAnimationFrame(function () { boxesPending = false; boxes(); });
+  });
 
   var attempts = 0;
+  var opened = null;
   function verify() {
+    // Is every node painted? Checked on the whole graph fitted into view, then the opening
+    // view is restored.
     attempts += 1;
-    var container = document.getElementById("cy");
+    if (opened === null) opened = { zoom: cy.zoom(), pan: cy.pan() };
+    cy.fit(undefined, 32);
+    requestAnimationFrame(function () { requestAnimationFrame(function () { check(); }); });
+  }
+  function check() {
     var W = container.clientWidth, H = container.clientHeight;
     var canvas = container.querySelector("canvas[data-id='layer2-node']");
     var ratio = canvas && canvas.width && W ? canvas.width / W : 1;
@@ -234,20 +434,25 @@
       var inside = bb.w > 0 && bb.h > 0 && bb.x2 > 0 && bb.y2 > 0 && bb.x1 < W && bb.y1 < H;
       var ok = inside && painted(canvas, ratio, pos.x, pos.y);
       li.dataset.drawn = ok ? "true" : "false";
-      li.dataset.box = [bb.x1, bb.y1, bb.w, bb.h].map(function (v) { return v.toFixed(1); }).join(",");
       if (ok) drawn += 1;
     });
+    var done = drawn === data.nodes.length || attempts >= 40;
+    if (!done) { setTimeout(verify, 50); return; }
+    cy.viewport(opened);
+    boxes();
     var body = document.body;
     body.dataset.cmfNodes = String(data.nodes.length);
     body.dataset.cmfEdges = String(cy.edges().length);
+    body.dataset.cmfNested = String(nested);
+    body.dataset.cmfCollapsed = String(collapsed);
     body.dataset.cmfDrawn = String(drawn);
-    if (drawn === data.nodes.length || attempts >= 40) {
-      body.dataset.cmfStatus = drawn === data.nodes.length ? "drawn" : "incomplete";
-      document.getElementById("status").textContent =
-        drawn + " of " + data.nodes.length + " nodes drawn, " + cy.edges().length + " edges";
-    } else {
-      setTimeout(verify, 50);
-    }
+    body.dataset.cmfStatus = drawn === data.nodes.length ? "drawn" : "incomplete";
+    var ext = cy.extent(), all = cy.elements().boundingBox();
+    var partial = all.x1 < ext.x1 || all.x2 > ext.x2 || all.y1 < ext.y1 || all.y2 > ext.y2;
+    body.dataset.cmfWhole = partial ? "false" : "true";
+    var note = partial ? " (zoomed to read: drag to pan, Fit shows all)" : "";
+    document.getElementById("status").textContent =
+      drawn + " of " + data.nodes.length + " nodes drawn, " + cy.edges().length + " data-flow edges" + note;
   }
   // "page.html#node=<id>" opens with that node selected and its properties shown.
   function selectFromHash() {

@@ -27,7 +27,6 @@ _FLAGS = (
     "--disable-default-apps",
     "--disable-extensions",
     "--hide-scrollbars",
-    "--window-size=1400,900",
     # Lets timers and animation frames run before the DOM is dumped or the shot is taken.
     "--virtual-time-budget=15000",
 )
@@ -48,10 +47,14 @@ def find_chromium() -> str:
     pytest.skip(message)
 
 
-def _run(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+#: The window a page is rendered in unless a test asks for another width.
+WIDTH, HEIGHT = 1400, 900
+
+
+def _run(binary: str, profile: Path, *args: str, width: int = WIDTH) -> subprocess.CompletedProcess[str]:
     profile.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [binary, *_FLAGS, f"--user-data-dir={profile}", *args],
+        [binary, *_FLAGS, f"--window-size={width},{HEIGHT}", f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,20 +62,20 @@ def _run(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def dump_dom(page: Path, work: Path, fragment: str = "") -> str:
-    """The page's DOM serialised after its scripts ran."""
+def dump_dom(page: Path, work: Path, fragment: str = "", width: int = WIDTH) -> str:
+    """The page's DOM serialised after its scripts ran, in a window ``width`` pixels wide."""
     binary = find_chromium()
-    done = _run(binary, work / "profile-dom", "--dump-dom", page.resolve().as_uri() + fragment)
+    done = _run(binary, work / "profile-dom", "--dump-dom", page.resolve().as_uri() + fragment, width=width)
     if done.returncode != 0 or "<html" not in done.stdout:
         raise AssertionError(f"chromium --dump-dom failed ({done.returncode}): {done.stderr[-2000:]}")
     return done.stdout
 
 
-def screenshot(page: Path, png: Path, work: Path, fragment: str = "") -> Path:
-    """A PNG screenshot of the rendered page."""
+def screenshot(page: Path, png: Path, work: Path, fragment: str = "", width: int = WIDTH) -> Path:
+    """A PNG screenshot of the rendered page in a window ``width`` pixels wide."""
     binary = find_chromium()
     png.parent.mkdir(parents=True, exist_ok=True)
-    done = _run(binary, work / "profile-shot", f"--screenshot={png}", page.resolve().as_uri() + fragment)
+    done = _run(binary, work / "profile-shot", f"--screenshot={png}", page.resolve().as_uri() + fragment, width=width)
     if done.returncode != 0 or not png.is_file():
         raise AssertionError(f"chromium --screenshot failed ({done.returncode}): {done.stderr[-2000:]}")
     return png
@@ -126,7 +129,7 @@ class DevTools:
     browser) and 4 (from it).
     """
 
-    def __init__(self, page: Path, work: Path) -> None:
+    def __init__(self, page: Path, work: Path, width: int = WIDTH) -> None:
         binary = find_chromium()
         commands_read, commands_write = os.pipe()  # we write commands; Chromium reads them on fd 3
         replies_read, replies_write = os.pipe()  # Chromium writes replies on fd 4; we read them
@@ -144,7 +147,14 @@ class DevTools:
 
         args = [a for a in _FLAGS if not a.startswith("--virtual-time-budget")]
         self._proc = subprocess.Popen(
-            [binary, *args, f"--user-data-dir={profile}", "--remote-debugging-pipe", page.resolve().as_uri()],
+            [
+                binary,
+                *args,
+                f"--window-size={width},{HEIGHT}",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                page.resolve().as_uri(),
+            ],
             preexec_fn=wire,  # noqa: PLW1509 - only two dup2 calls between fork and exec
             pass_fds=(3, 4),
             stdout=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _chromium import DevTools, dump_dom, elements, screenshot
 from cli_testlib import Recorded
 
@@ -100,16 +101,21 @@ def test_html_is_self_contained_and_draws_every_node(recorded: Recorded, run_cli
     assert body.attrs["data-cmf-status"] == "drawn", body.attrs
     assert int(body.attrs["data-cmf-nodes"]) == len(node_ids)
     assert int(body.attrs["data-cmf-drawn"]) == len(node_ids)
-    assert int(body.attrs["data-cmf-edges"]) == len(expected["edges"])
+    # Every relation is shown: data flow as edges, stages and pipelines as boxes, the environment once.
+    shown = sum(int(body.attrs[f"data-cmf-{k}"]) for k in ("edges", "nested", "collapsed"))
+    assert shown == len(expected["edges"])
     items = {e.attrs["data-node-id"]: e for e in found if e.tag == "li" and "data-node-id" in e.attrs}
     assert set(items) == node_ids
     for node_id, item in items.items():
-        # Drawn = inside the viewport with a non-empty box, and painted on the canvas at its centre.
+        # Drawn = painted on the canvas at its centre when the whole graph is in view; the box is
+        # where the node is in the opening view (which may leave some of a large graph to panning).
         assert item.attrs["data-drawn"] == "true", node_id
         x, y, w, h = (float(v) for v in item.attrs["data-box"].split(","))
-        assert w > 0 and h > 0 and x + w > 0 and y + h > 0, (node_id, item.attrs["data-box"])
-    shapes = {e.text for e in found if e.tag == "li" and not e.attrs}
-    assert any("pipeline (hexagon)" in s for s in shapes) and any("execution COMPLETE" in s for s in shapes)
+        assert w > 0 and h > 0, (node_id, item.attrs["data-box"])
+        if body.attrs["data-cmf-whole"] == "true":
+            assert x + w > 0 and y + h > 0, (node_id, item.attrs["data-box"])
+    legend = {e.attrs["data-legend"] for e in found if e.tag == "li" and "data-legend" in e.attrs}
+    assert {"pipeline", "stage", "execution:COMPLETE", "artifact:Model", "edge:input"} <= legend
 
     # Clicking a node (here: selecting it through the URL) shows md5, parameters and times.
     train = next(n for n in expected["nodes"] if n["kind"] == "execution" and n["subtype"] == "train")
@@ -130,6 +136,56 @@ def test_html_is_self_contained_and_draws_every_node(recorded: Recorded, run_cli
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, keep / "lineage.png")
     shutil.copyfile(page, keep / "lineage.html")
+
+
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_page_is_readable_and_labels_what_it_draws(
+    recorded: Recorded, run_cli: Any, tmp_path: Path, width: int
+) -> None:
+    """At the opening zoom: readable labels, distinct captions, one unwired environment, a true legend."""
+    page = tmp_path / "lineage.html"
+    assert run_cli(recorded.root, "lineage", "metrics/scores.json", "-f", "html", "-o", str(page)).exit_code == 0
+    graph = _graph(recorded, run_cli, "metrics/scores.json")
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    found = elements(dump_dom(page, tmp_path, width=width))
+    body = next(e for e in found if e.tag == "body")
+    assert body.attrs["data-cmf-status"] == "drawn"
+    assert float(body.attrs["data-cmf-font-px"]) >= 11, body.attrs  # label size on screen, in pixels
+
+    items = {e.attrs["data-node-id"]: e for e in found if e.tag == "li" and "data-node-id" in e.attrs}
+    captions: dict[str, str] = {}
+    for node_id, item in items.items():
+        node = nodes[node_id]
+        if node["kind"] == "artifact" and node["subtype"] != "Environment":
+            caption = item.attrs["data-caption"]
+            assert caption.split()[0] == captions.setdefault(node["label"], caption).split()[0]
+            assert caption.endswith(node["properties"]["md5"][:8])  # versions of one path differ by md5
+    assert {"data/train.csv", "features/train.csv"} <= set(captions)
+    names = [c.split()[0] for c in captions.values()]
+    assert len(names) == len(set(names)), captions  # two different files never share a caption
+
+    # Only data flow is drawn as edges; the environment is one node, wired to nothing.
+    environments = [n for n in nodes.values() if n["kind"] == "artifact" and n["subtype"] == "Environment"]
+    assert len(environments) == 1
+    env_edges = [e for e in graph["edges"] if environments[0]["id"] in (e["source"], e["target"])]
+    flow = [e for e in graph["edges"] if e["kind"] in ("input", "output") and e not in env_edges]
+    assert len(env_edges) == 4  # one per execution upstream
+    assert int(body.attrs["data-cmf-edges"]) == len(flow)
+    assert int(body.attrs["data-cmf-collapsed"]) == len(env_edges)
+    assert int(body.attrs["data-cmf-nested"]) == sum(1 for e in graph["edges"] if e["kind"] in ("runs", "contains"))
+    assert "python environment" in items[environments[0]["id"]].attrs["data-caption"]
+
+    legend = {e.attrs["data-legend"] for e in found if e.tag == "li" and "data-legend" in e.attrs}
+    expected = {"pipeline", "stage", *{f"edge:{e['kind']}" for e in flow}}
+    expected |= {f"execution:{n['state']}" for n in nodes.values() if n["kind"] == "execution"}
+    expected |= {f"artifact:{n['subtype']}" for n in nodes.values() if n["kind"] == "artifact"}
+    assert legend == expected
+
+    shot = screenshot(page, tmp_path / f"lineage-{width}.png", tmp_path, width=width)
+    assert shot.stat().st_size > 10_000
+    keep = REPO / "test-artifacts" / "cli"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, keep / f"lineage-{width}.png")
 
 
 def test_diff_explains_why_model_v2_differs_from_v1(recorded: Recorded, run_cli: Any) -> None:
@@ -225,6 +281,10 @@ def test_hover_and_click_show_properties_with_real_mouse_events(
             assert isinstance(point, list)
             return float(point[0]), float(point[1])
 
+        # The page opens at a readable zoom; Fit brings every node into view.
+        browser.evaluate("document.getElementById('fit').click()")
+        browser.wait_for("document.body.dataset.cmfWhole !== undefined")
+        browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         browser.mouse("mouseMoved", *centre(model["id"]))
         tooltip = browser.wait_for(
             "getComputedStyle(document.getElementById('tooltip')).display === 'block'"
@@ -247,3 +307,59 @@ def test_hover_and_click_show_properties_with_real_mouse_events(
         assert "start_time" in details and "end_time" in details and "code_fingerprint" in details
     finally:
         browser.close()
+
+
+def test_diff_takes_ids_as_the_listings_print_them(recorded: Recorded, run_cli: Any) -> None:
+    listing = run_cli(recorded.root, "artifacts", "--type", "Model").output.splitlines()[1:]
+    ids = {line.split("\t")[3]: line.split("\t")[0] for line in listing}  # md5 -> id as printed
+    assert all(i.startswith("artifact:") for i in ids.values())
+    by_ids = json.loads(run_cli(recorded.root, "diff", ids[recorded.md5_v1], ids[recorded.md5_v2], "--json").output)
+    by_names = json.loads(run_cli(recorded.root, "diff", recorded.model_v1, recorded.model_v2, "--json").output)
+    assert by_ids == by_names and by_ids["a"]["kind"] == "artifact"
+
+    trains = json.loads(run_cli(recorded.root, "executions", "--stage", "train", "--json").output)
+    new, old = (str(e["id"]) for e in trains)
+    report = json.loads(run_cli(recorded.root, "diff", old, new, "--json").output)
+    assert report["a"] == {**report["a"], "kind": "execution", "id": int(old)}
+    changes = {(d["stage"], d["what"], d["name"]): (d["a"], d["b"]) for d in report["differences"]}
+    assert changes[("get_started/train", "parameter", "n_estimators")] == (12, 16)
+    assert changes[("get_started/prepare", "parameter", "ratio")] == (0.2, 0.25)
+    table = run_cli(recorded.root, "diff", old, new)
+    assert f"A: execution {old}" in table.output and "n_estimators\t12\t16\t+4" in table.output
+    assert run_cli(recorded.root, "diff", old, "artifact:999999").exit_code == 1
+
+
+def test_diff_shows_metric_differences(recorded: Recorded, run_cli: Any) -> None:
+    versions = json.loads(run_cli(recorded.root, "show", "metrics/scores.json", "--json").output)["versions"]
+    new, old = (f"artifact:{v['id']}" for v in versions)
+    report = json.loads(run_cli(recorded.root, "diff", old, new, "--json").output)
+    metrics = {d["name"]: (d["a"], d["b"]) for d in report["differences"] if d["what"] == "metric"}
+    assert set(metrics) == {"metrics/scores.json:accuracy", "metrics/scores.json:roc_auc"}
+    assert all(isinstance(v, float) for pair in metrics.values() for v in pair)
+    assert all(d["stage"] == "get_started/evaluate" for d in report["differences"] if d["what"] == "metric")
+
+
+def test_diff_ignores_how_the_process_was_launched(project: Path, run_cli: Any) -> None:
+    from cmf_orchestrate import Dataset, RunInfo, task_run
+    from cmf_orchestrate.cli._lineage import launch_free
+
+    Path("raw.csv").write_text("a\n1\n")
+    settings = CmfSettings(store="mlmd", project_root=project)
+    commands = [
+        "/opt/venv/bin/python3.11 -u /home/ana/project/train.py --lr 0.1",
+        "python train.py --lr 0.1",
+        "./train.py --lr 0.2",
+    ]
+    ids = []
+    for command in commands:
+        info = RunInfo("cmf", "p", "train", command=command, inputs=[Dataset("raw.csv")])
+        with task_run(info, settings) as run:
+            pass
+        ids.append(str(run.execution_id))
+    assert launch_free(commands[0]) == launch_free(commands[1]) == "train.py --lr 0.1"
+    assert launch_free("python -m flows.get_started") == "flows.get_started"
+    assert launch_free("examples.get_started.steps:train") == "examples.get_started.steps:train"
+    same = json.loads(run_cli(project, "diff", ids[0], ids[1], "--json").output)
+    assert same["differences"] == []
+    other = json.loads(run_cli(project, "diff", ids[1], ids[2], "--json").output)
+    assert [(d["what"], d["a"], d["b"]) for d in other["differences"]] == [("command", commands[1], commands[2])]
