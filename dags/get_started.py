@@ -4,12 +4,17 @@ The step logic is shared with the Prefect flow (:mod:`examples.get_started.steps
 file only wires it into Airflow. Every try of every task is recorded in CMF: the declared
 inputs and outputs (DVC md5s), the arguments, the DAG run facts. Paths are relative to
 the CMF project root (connection ``cmf_default``, else ``CMF_PROJECT_ROOT`` or the
-current directory); the ones holding ``{{ ds }}`` are rendered per DAG run.
+current directory); the ones holding :data:`RUN_DATE` are rendered per DAG run.
 
-Configure, then run once::
+The run's date is ``{{ dag_run.run_after | ds }}``, not ``{{ ds }}``: in Airflow 3 a run
+triggered by hand (the UI's Trigger button, the REST API, ``airflow dags trigger``) has
+no logical date, so ``ds`` is undefined there, while every run has ``run_after`` (for a
+scheduled run, the end of its data interval).
+
+Configure, then run once (or trigger it from the UI)::
 
     export AIRFLOW_CONN_CMF_DEFAULT='{"conn_type": "cmf", "extra": {"project_root": "/srv/ml", "store": "mlmd"}}'
-    airflow dags test cmf_get_started 2026-01-01
+    airflow dags test cmf_get_started
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from cmf_orchestrate import Dataset, Metrics, Model, current_run
 from cmf_orchestrate.airflow import CmfOperator
 from examples.get_started import steps
 
+#: The date of the DAG run, defined for scheduled and manually triggered runs alike.
+RUN_DATE = "{{ dag_run.run_after | ds }}"
 RAW = steps.RAW
-TRAIN = "data/{{ ds }}/train.csv"
-TEST = "data/{{ ds }}/test.csv"
-FEATURES_TRAIN = "data/{{ ds }}/features/train.csv"
-FEATURES_TEST = "data/{{ ds }}/features/test.csv"
-MODEL = "model/{{ ds }}/rf.pkl"
-METRICS = "metrics/{{ ds }}/scores.json"
+TRAIN = f"data/{RUN_DATE}/train.csv"
+TEST = f"data/{RUN_DATE}/test.csv"
+FEATURES_TRAIN = f"data/{RUN_DATE}/features/train.csv"
+FEATURES_TEST = f"data/{RUN_DATE}/features/test.csv"
+MODEL = f"model/{RUN_DATE}/rf.pkl"
+METRICS = f"metrics/{RUN_DATE}/scores.json"
 
 
 def project_path(relative: str) -> Path:

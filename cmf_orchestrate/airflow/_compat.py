@@ -2,8 +2,13 @@
 
 The rest of :mod:`cmf_orchestrate.airflow` imports Airflow names from here only.
 Airflow 3.0 moved the task authoring API into ``airflow.sdk``; a few helpers
-(secret masking, the decorator base classes) changed module between 3.0 and
-later minors, so each is looked up in its newest home first.
+(secret masking, the decorator base classes, the configuration) changed module
+between 3.0 and later minors, so each is looked up in its newest home first.
+
+``CmfOperator`` also overrides ``_do_render_template_fields(parent, template_fields,
+context, jinja_env, seen_oids)``, the one rendering step that plain and mapped task
+instances both go through, with that signature, in every 3.x minor (a mapped one never
+calls ``render_template_fields`` on the unmapped operator).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Asset, AssetAlias, BaseHook, Connection, Context
 
 if TYPE_CHECKING:
+    from airflow.sdk import conf as _conf
     from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
     from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.sdk.log import mask_secret
@@ -30,6 +36,10 @@ else:
         from airflow.sdk.log import mask_secret
     except ImportError:  # Airflow 3.0
         from airflow.sdk.execution_time.secrets_masker import mask_secret
+    try:
+        from airflow.sdk import conf as _conf
+    except ImportError:  # Airflow 3.0 and 3.1: the core's configuration
+        from airflow.configuration import conf as _conf
 
 __all__ = [
     "AIRFLOW_VERSION",
@@ -43,6 +53,8 @@ __all__ = [
     "DecoratedOperator",
     "PythonOperator",
     "TaskDecorator",
+    "config_flag",
+    "config_value",
     "mask_secret",
     "task_decorator_factory",
 ]
@@ -60,3 +72,23 @@ def _version_tuple(version: str) -> tuple[int, int, int]:
 
 #: The running Airflow version as ``(major, minor, micro)``.
 AIRFLOW_VERSION_TUPLE = _version_tuple(AIRFLOW_VERSION)
+
+
+def config_value(section: str, key: str, fallback: str) -> str:
+    """An ``airflow.cfg`` option (or its ``AIRFLOW__SECTION__KEY`` variable), else ``fallback``."""
+    from airflow.exceptions import AirflowConfigException
+
+    try:
+        return str(_conf.get(section, key, fallback=fallback))
+    except AirflowConfigException:
+        return fallback
+
+
+def config_flag(section: str, key: str, fallback: bool) -> bool:
+    """A boolean ``airflow.cfg`` option, else ``fallback``."""
+    from airflow.exceptions import AirflowConfigException
+
+    try:
+        return bool(_conf.getboolean(section, key, fallback=fallback))
+    except (AirflowConfigException, ValueError):
+        return fallback

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cmf_orchestrate.airflow._compat import AirflowNotFoundException
+from cmf_orchestrate.airflow._compat import AirflowNotFoundException, config_value
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
 from cmf_orchestrate.errors import InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
@@ -21,6 +21,21 @@ log = logging.getLogger(__name__)
 
 ORCHESTRATOR = "airflow"
 DEFAULT_CONN_ID = "cmf_default"
+#: Template variables an Airflow 3 run without a logical date (a manual run) lacks.
+LOGICAL_DATE_VARIABLES = frozenset(
+    {
+        "logical_date",
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "data_interval_start",
+        "data_interval_end",
+        "prev_data_interval_start_success",
+        "prev_data_interval_end_success",
+    }
+)
 
 
 def declarations(values: object, argument: str) -> list[ArtifactSpec]:
@@ -58,8 +73,9 @@ def is_templated(path: str) -> bool:
 def resolve_settings(conn_id: str | None) -> CmfSettings:
     """The settings for a task run.
 
-    ``conn_id=None`` uses the ``cmf_default`` connection when it exists and the
-    environment otherwise; an explicit id must name an existing connection.
+    ``conn_id=None`` uses the connection named by ``[cmf] conn_id`` (``cmf_default``)
+    when it exists and the environment otherwise; an explicit id must name an existing
+    connection.
 
     Raises:
         ConfigError: The connection is invalid.
@@ -68,14 +84,37 @@ def resolve_settings(conn_id: str | None) -> CmfSettings:
     """
     from cmf_orchestrate.airflow.hook import CmfHook
 
-    hook = CmfHook(conn_id or DEFAULT_CONN_ID)
+    default = config_value("cmf", "conn_id", DEFAULT_CONN_ID) or DEFAULT_CONN_ID
+    hook = CmfHook(conn_id or default)
     try:
         return hook.get_settings()
     except AirflowNotFoundException:
         if conn_id is not None:
             raise
-    log.debug("no %r connection; CMF settings from the environment", DEFAULT_CONN_ID)
+    log.debug("no %r connection; CMF settings from the environment", default)
     return CmfSettings.from_env()
+
+
+def render_failure_reason(field: str, error: BaseException, context: Mapping[str, Any]) -> str:
+    """Why the template of ``field`` could not be rendered, with a hint for manual runs."""
+    reason = f"the template of {field!r} cannot be rendered: {type(error).__name__}: {error}"
+    missing = _undefined_name(error)
+    if missing in LOGICAL_DATE_VARIABLES and context.get("logical_date") is None:
+        reason += (
+            f". This run has no logical date, so {missing!r} is undefined: Airflow 3 runs triggered "
+            "by hand (UI, API, CLI) have none. Use a value every run has, such as "
+            "{{ dag_run.run_after | ds }} or {{ run_id }}"
+        )
+    return reason
+
+
+def _undefined_name(error: BaseException) -> str | None:
+    # jinja2's UndefinedError says "'ds' is undefined" (or "... has no attribute 'x'").
+    text = str(error)
+    if type(error).__name__ != "UndefinedError" or not text.startswith("'"):
+        return None
+    name, sep, rest = text[1:].partition("'")
+    return name if sep and rest.strip() == "is undefined" else None
 
 
 def call_parameters(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Airflow assets naming CMF artifacts.
 
-A declared input or output ``path`` (relative to the project root) is the Airflow
-asset ``cmf:<path>`` (name and URI). Use :func:`cmf_asset` to schedule a DAG on an output of
-another DAG::
+A declared input or output ``path`` (relative to the project root) is the Airflow asset
+``cmf://<path>`` (name and URI), the same key a Prefect task gives the same file (see
+:mod:`cmf_orchestrate._assetkey` for the rules). Use :func:`cmf_asset` to schedule a DAG
+on an output of another DAG::
 
     @dag(schedule=[cmf_asset("model/rf.pkl")])
     def evaluate_nightly(): ...
@@ -14,14 +15,10 @@ Asset events emitted by ``CmfOperator`` carry, in their ``extra``: ``path``, ``m
 
 from __future__ import annotations
 
-import posixpath
-
+from cmf_orchestrate._assetkey import ASSET_SCHEME, asset_key
 from cmf_orchestrate.airflow._compat import Asset
 
 __all__ = ["ASSET_SCHEME", "cmf_asset"]
-
-#: URI scheme of the assets that stand for CMF artifacts.
-ASSET_SCHEME = "cmf"
 
 
 def cmf_asset(path: str) -> Asset:
@@ -29,7 +26,9 @@ def cmf_asset(path: str) -> Asset:
 
     Args:
         path: Path relative to the project root, with forward slashes.
+
+    Returns:
+        The asset ``cmf://<path>``, named by its URI.
     """
-    relative = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
-    uri = f"{ASSET_SCHEME}:{relative}"
-    return Asset(name=uri, uri=uri)
+    key = asset_key(path)
+    return Asset(name=key, uri=key)

@@ -1,12 +1,13 @@
 """The CMF hook: an Airflow connection of type ``cmf`` turned into :class:`CmfSettings`.
 
-Connection fields:
+Connection fields (the connection form labels them so):
 
-- ``host`` (and ``port``): the Neo4j URI, e.g. ``bolt://neo4j:7687``; a bare host name
-  gets the ``bolt`` scheme (port 7687 unless given). Empty: no graph.
+- ``host``: the Neo4j URI, e.g. ``bolt://neo4j:7687``; a bare host name gets the
+  ``bolt`` scheme and port 7687 (or the connection's ``port``). Empty: no graph.
 - ``login`` / ``password``: the Neo4j user and password.
-- ``extra`` (JSON): ``store`` (MLMD store path or URL), ``project_root``, ``graph``
-  (bool), ``pipeline`` (pipeline name override).
+- ``extra`` (JSON), one typed form field each: ``store`` (MLMD store path or URL),
+  ``project_root``, ``graph`` (bool), ``pipeline`` (pipeline name override). Empty
+  values count as unset; the form's ``extra__cmf__<name>`` keys are accepted too.
 
 As a URI: ``cmf://neo4j:secret@neo4j-host:7687?store=postgresql%3A%2F%2Fcmf%40db%2Fmlmd&project_root=%2Fsrv%2Fml``.
 Settings the connection leaves out come from the environment and the project file, as
@@ -17,6 +18,7 @@ URL) are registered with Airflow's secrets masker, so task logs show ``***``.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
 from typing import Any, ClassVar
@@ -30,6 +32,7 @@ __all__ = ["CmfHook"]
 log = logging.getLogger(__name__)
 
 _EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline"})
+_FORM_PREFIX = "extra__cmf__"
 _DEFAULT_NEO4J_PORT = 7687
 
 
@@ -53,10 +56,39 @@ class CmfHook(BaseHook):
         self.cmf_conn_id = cmf_conn_id
 
     @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """How the Airflow UI shows the connection form.
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The typed fields of the connection form: the CMF settings kept in ``extra``.
 
-        Airflow 3.2+ reads this from the provider info instead; older 3.x minors call it.
+        Airflow 3.0 and 3.1 call it (with WTForms, or Airflow's stand-ins for it);
+        3.2 and later read the same fields from the provider info.
+        """
+        from cmf_orchestrate.airflow.provider import CONNECTION_FIELDS
+
+        # Imported by name: only the API server has them, or Airflow's stand-ins for them.
+        fieldwidgets = importlib.import_module("flask_appbuilder.fieldwidgets")
+        lazy_gettext = importlib.import_module("flask_babel").lazy_gettext
+        wtforms = importlib.import_module("wtforms")
+        optional = importlib.import_module("wtforms.validators").Optional
+        widgets: dict[str, Any] = {}
+        for field in CONNECTION_FIELDS:
+            if field.kind == "boolean":
+                widgets[field.name] = wtforms.BooleanField(
+                    lazy_gettext(field.label), description=field.description, default=None
+                )
+            else:
+                widgets[field.name] = wtforms.StringField(
+                    lazy_gettext(field.label),
+                    widget=fieldwidgets.BS3TextFieldWidget(),
+                    validators=[optional()],
+                    description=field.description,
+                )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How the connection form shows the standard fields: Neo4j's, port and schema hidden.
+
+        Airflow 3.0 and 3.1 call it; 3.2 and later read the same from the provider info.
         """
         from cmf_orchestrate.airflow.provider import UI_FIELD_BEHAVIOUR
 
@@ -131,6 +163,8 @@ def _extra(conn: Connection) -> dict[str, Any]:
         raise ConfigError(f"connection {conn.conn_id!r}: extra is not valid JSON") from exc
     if not isinstance(extra, dict):
         raise ConfigError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+    # The connection form writes every field, empty ones included.
+    extra = {str(key).removeprefix(_FORM_PREFIX): value for key, value in extra.items() if value not in (None, "")}
     unknown = set(extra) - _EXTRA_KEYS
     if unknown:
         raise ConfigError(

@@ -7,17 +7,20 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cmf_orchestrate.airflow import _runinfo
-from cmf_orchestrate.airflow._compat import Asset, AssetAlias, PythonOperator
+from cmf_orchestrate.airflow import _logs, _runinfo
+from cmf_orchestrate.airflow._compat import AirflowNotFoundException, Asset, AssetAlias, PythonOperator, config_flag
 from cmf_orchestrate.airflow.assets import cmf_asset
 from cmf_orchestrate.artifacts import ArtifactSpec
+from cmf_orchestrate.errors import CmfError
 
 if TYPE_CHECKING:
     import jinja2
 
     from cmf_orchestrate.airflow._compat import Context
+    from cmf_orchestrate.facts import RunInfo
     from cmf_orchestrate.records import ArtifactRecord
     from cmf_orchestrate.run import TaskRun
+    from cmf_orchestrate.settings import CmfSettings
 
 __all__ = ["CmfOperator"]
 
@@ -33,7 +36,7 @@ class CmfOperator(PythonOperator):
     returns. Both are content-hashed with DVC and outputs are added to the DVC cache.
     Inside the callable, :func:`cmf_orchestrate.current_run` is the running execution.
 
-    On Airflow's side a declared path is the asset ``cmf:<path>``
+    On Airflow's side a declared path is the asset ``cmf://<path>``
     (:func:`~cmf_orchestrate.airflow.cmf_asset`). Inputs with a fixed path are inlets;
     outputs with a fixed path are outlets, and outputs whose path is templated are
     emitted through the asset alias ``cmf:<dag_id>.<task_id>``. Each output's asset
@@ -43,7 +46,8 @@ class CmfOperator(PythonOperator):
         python_callable: The callable, as for ``PythonOperator``.
         inputs: Declared inputs (``Dataset``, ``Model``, ...; a string means a
             ``Dataset``). Paths are relative to the project root. Templated: Jinja
-            in a path is rendered per run, e.g. ``"data/{{ ds }}/train.csv"``.
+            in a path is rendered per run, e.g. ``"data/{{ dag_run.run_after | ds }}/train.csv"``
+            (``{{ ds }}`` is undefined in runs triggered by hand, which have no logical date).
         outputs: Declared outputs, as ``inputs``.
         cmf_conn_id: Airflow connection (type ``cmf``) holding the settings. Default:
             ``cmf_default`` when it exists, else the environment.
@@ -57,7 +61,13 @@ class CmfOperator(PythonOperator):
     At run time the try fails with :class:`~cmf_orchestrate.errors.ArtifactNotFoundError`
     (the callable does not run) when a declared input is missing, with the same error
     after the callable when a declared output is missing, and with the callable's own
-    exception, re-raised unchanged, when it raises.
+    exception, re-raised unchanged, when it raises. A templated field that cannot be
+    rendered fails the try before it starts, with Jinja's error; that try is recorded
+    too, FAILED, with the reason in its ``state_reason`` fact.
+
+    Each try writes one INFO line to the task log: the execution id, its state, and its
+    inputs and outputs with short md5s. Library log records are held back unless
+    ``[cmf] library_logs`` is on.
     """
 
     template_fields: Sequence[str] = (*PythonOperator.template_fields, "inputs", "outputs")
@@ -109,6 +119,56 @@ class CmfOperator(PythonOperator):
             return dataclasses.replace(content, path=path)
         return super().render_template(content, context, jinja_env, seen_oids)
 
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        """Render like any operator; a field that cannot be rendered is recorded as a FAILED try."""
+        if parent is not self:  # a nested templated object
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+            return
+        for field in list(template_fields):
+            try:
+                super()._do_render_template_fields(parent, [field], context, jinja_env, seen_oids)
+            except Exception as exc:
+                self._record_unrendered(context, field, exc)
+                raise
+
+    def _record_unrendered(self, context: Context, field: str, error: Exception) -> None:
+        """Record the try that cannot start, FAILED, with why; never masks ``error``."""
+        reason = _runinfo.render_failure_reason(field, error, context)
+        try:
+            settings, info = self._run_info(context, inputs=(), outputs=())
+            from cmf_orchestrate.run import open_run
+
+            with _logs.quiet_libraries(not config_flag("cmf", "library_logs", False)):
+                run = open_run(info, settings)
+                execution = run.fail(error, reason=reason)
+        except (CmfError, AirflowNotFoundException) as exc:
+            self.log.warning("CMF: the failed rendering of %r could not be recorded: %s", field, exc)
+            return
+        self.log.info("%s", _logs.execution_line(execution, run.inputs, run.outputs))
+
+    def _run_info(
+        self, context: Context, inputs: Sequence[ArtifactSpec], outputs: Sequence[ArtifactSpec]
+    ) -> tuple[CmfSettings, RunInfo]:
+        settings = _runinfo.resolve_settings(self.cmf_conn_id)
+        pipeline = self.pipeline or settings.pipeline or self.dag_id
+        info = _runinfo.build_run_info(
+            context=context,
+            operator_class=getattr(self, "custom_operator_name", None) or type(self).__name__,
+            func=self.python_callable,
+            parameters=_runinfo.call_parameters(self.python_callable, tuple(self.op_args), self.op_kwargs),
+            inputs=inputs,
+            outputs=outputs,
+            pipeline=pipeline,
+        )
+        return settings.replace(pipeline=pipeline), info
+
     def execute(self, context: Context) -> Any:
         """Record the try around ``PythonOperator.execute``.
 
@@ -118,23 +178,39 @@ class CmfOperator(PythonOperator):
             ConfigError: The CMF connection or environment settings are invalid.
             StoreUnavailableError: The metadata store cannot be opened.
         """
-        settings = _runinfo.resolve_settings(self.cmf_conn_id)
-        pipeline = self.pipeline or settings.pipeline or self.dag_id
-        info = _runinfo.build_run_info(
-            context=context,
-            operator_class=type(self).__name__,
-            func=self.python_callable,
-            parameters=_runinfo.call_parameters(self.python_callable, tuple(self.op_args), self.op_kwargs),
-            inputs=self.inputs,
-            outputs=self.outputs,
-            pipeline=pipeline,
-        )
+        settings, info = self._run_info(context, inputs=self.inputs, outputs=self.outputs)
         from cmf_orchestrate.run import task_run  # ML Metadata and DVC load when a task runs, not when a DAG is parsed
 
-        with task_run(info, settings.replace(pipeline=pipeline)) as run:
-            result = super().execute(context)
+        run: TaskRun | None = None
+        with _logs.quiet_libraries(not config_flag("cmf", "library_logs", False)):
+            try:
+                with task_run(info, settings) as run, _logs.user_code():
+                    result = super().execute(context)
+            except BaseException as exc:
+                self._log_failure(run, info, settings, exc)
+                raise
+        self.log.info("%s", _logs.execution_line(run.execution, run.inputs, run.outputs))
         self._emit_asset_events(context, run)
         return result
+
+    def _log_failure(self, run: TaskRun | None, info: RunInfo, settings: CmfSettings, error: BaseException) -> None:
+        if run is not None:
+            self.log.info("%s", _logs.execution_line(run.execution, run.inputs, run.outputs))
+            return
+        # The try failed before it started (a missing input): find its execution by its facts.
+        try:
+            from cmf_orchestrate.query import CmfQuery
+
+            found = CmfQuery(settings=settings).get_executions_by_fact("task_run_id", info.facts["task_run_id"])
+        except CmfError:
+            found = []
+        attempt = info.facts.get("attempt")
+        mine = [s for s in found if s.execution.fact("attempt") == attempt]
+        if mine:
+            snap = mine[-1]
+            self.log.info("%s", _logs.execution_line(snap.execution, snap.inputs, snap.outputs))
+        else:
+            self.log.info("CMF execution not recorded: %s: %s", type(error).__name__, error)
 
     def _emit_asset_events(self, context: Context, run: TaskRun) -> None:
         """Announce the declared outputs as Airflow asset events, with md5 and MLMD ids."""

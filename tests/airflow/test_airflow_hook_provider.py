@@ -36,8 +36,99 @@ def test_installed_entry_point_registers_decorator_hook_and_connection_type(airf
     assert task.cmf is runtime.taskflow_decorators["cmf"]
     # The UI side (api-server): the connection form of type "cmf".
     behaviour = ProvidersManager().field_behaviours["cmf"]
-    assert behaviour["hidden_fields"] == ["schema"]
+    assert behaviour["hidden_fields"] == ["port", "schema"]
     assert behaviour["relabeling"]["password"] == "Neo4j password"
+
+
+def test_connection_form_has_typed_cmf_fields_and_neo4j_labels(airflow_db: Path) -> None:
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    # What the api-server sends the UI's connection form.
+    [meta] = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "cmf"]
+    standard = meta.standard_fields
+    assert standard is not None
+    assert standard.port is not None and standard.port.hidden
+    assert standard.url_schema is not None and standard.url_schema.hidden
+    labels = {name: getattr(standard, name).title for name in ("host", "login", "password")}
+    assert labels == {"host": "Neo4j URI", "login": "Neo4j user", "password": "Neo4j password"}
+    assert standard.host is not None and "bolt://" in str(standard.host.placeholder)
+    fields = meta.extra_fields or {}
+    assert {name: field["schema"]["type"] for name, field in fields.items()} == {
+        "store": ["string", "null"],
+        "project_root": ["string", "null"],
+        "graph": ["boolean", "null"],
+        "pipeline": ["string", "null"],
+    }
+    assert fields["store"]["schema"]["title"] == "Metadata store"
+    assert fields["store"]["schema"]["examples"] == ["postgresql://cmf@metadata-db:5432/cmf"]
+    assert all(field["description"] for field in fields.values())
+
+
+def test_hook_methods_build_the_same_form_for_airflow_3_0_and_3_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+    from airflow.providers_manager import ConnectionFormWidgetInfo
+
+    from cmf_orchestrate.airflow import CmfHook
+    from cmf_orchestrate.airflow.provider import get_provider_info
+
+    # Airflow 3.0/3.1 call the hook's methods with its own stand-ins for WTForms and FAB.
+    stand_ins = {
+        "wtforms": types.SimpleNamespace(
+            StringField=HookMetaService.MockStringField, BooleanField=HookMetaService.MockBooleanField
+        ),
+        "wtforms.validators": types.SimpleNamespace(Optional=HookMetaService.MockOptional),
+        "flask_babel": types.SimpleNamespace(lazy_gettext=str),
+        "flask_appbuilder.fieldwidgets": types.SimpleNamespace(BS3TextFieldWidget=HookMetaService.MockAnyWidget),
+    }
+    for name, module in stand_ins.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    widgets = CmfHook.get_connection_form_widgets()
+    infos = {
+        f"extra__cmf__{name}": ConnectionFormWidgetInfo("CmfHook", "cmf-orchestrate", field, name, False)
+        for name, field in widgets.items()
+    }
+    legacy = HookMetaService._convert_extra_fields(infos)["cmf"]
+
+    [declared] = get_provider_info()["connection-types"]
+    assert {n: (f["schema"]["type"], f["schema"]["title"]) for n, f in legacy.items()} == {
+        n: (f["schema"]["type"], f["label"]) for n, f in declared["conn-fields"].items()
+    }
+    behaviour = CmfHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == declared["ui-field-behaviour"]["hidden-fields"] == ["port", "schema"]
+    assert behaviour["relabeling"] == declared["ui-field-behaviour"]["relabeling"]
+
+
+def test_provider_info_has_documentation_url_and_cmf_config_section(airflow_db: Path) -> None:
+    from airflow.api_fastapi.core_api.services.public.providers import _provider_mapper
+    from airflow.configuration import conf
+    from airflow.providers_manager import ProvidersManager
+
+    from cmf_orchestrate._links import documentation_url
+
+    # The api-server's /api/v2/providers answer for this package.
+    provider = _provider_mapper(ProvidersManager().providers["cmf-orchestrate"])
+    assert provider.documentation_url == documentation_url()
+    assert provider.documentation_url.startswith("https://")
+
+    # The [cmf] section is part of Airflow's configuration, with its defaults.
+    assert conf.get("cmf", "conn_id") == "cmf_default"
+    assert conf.getboolean("cmf", "library_logs") is False
+    assert "cmf" in dict(ProvidersManager().provider_configs)["cmf-orchestrate"]
+
+
+def test_connection_saved_by_the_form_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+
+    # The form writes every field, empty ones included; older forms prefix their keys.
+    extra = {"store": "form.sqlite", "extra__cmf__project_root": str(tmp_path), "pipeline": "", "graph": None}
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": extra}))
+
+    settings = CmfHook().get_settings()
+
+    assert (settings.store, settings.project_root, settings.pipeline) == ("form.sqlite", tmp_path.resolve(), None)
 
 
 def test_hook_reads_the_connection_from_the_environment(

@@ -13,6 +13,7 @@ from cmf_orchestrate import ArtifactNotFoundError, EventType, ExecutionState, In
 from cmf_orchestrate.run import code_fingerprint
 
 PASSWORD = "Neo4j-pw-7c1e93f0-never-shown"
+MLMD_TABLES = ("MLMDEnv", "Execution", "Artifact", "ParentContext", "Attribution", "Association")
 
 
 def _failures(root: Path) -> list[dict[str, object]]:
@@ -77,7 +78,7 @@ def test_templated_paths_decorator_current_run_and_asset_events(
 
     consume = only_execution(q, "cmf_t_templated", "consume")
     assert consume.state is ExecutionState.COMPLETE
-    assert consume.fact("operator") == "_CmfDecoratedOperator"
+    assert consume.fact("operator") == "@task.cmf"
     assert consume.parameters == {"src": f"data/{DS}/out.csv", "dst": f"data/{DS}/final.csv", "factor": 3}
     consume_in = artifacts(q, consume.id, EventType.INPUT)
     # Lineage: the consumer's input is the very artifact the producer wrote.
@@ -91,10 +92,10 @@ def test_templated_paths_decorator_current_run_and_asset_events(
 
     # Airflow's side: declared static inputs are inlets, templated outputs go through the alias
     # and every declared output is an asset event carrying its md5 and MLMD ids.
-    assert [i.uri for i in dag.get_task("write").inlets] == ["cmf:data/in.csv"]
+    assert [i.uri for i in dag.get_task("write").inlets] == ["cmf://data/in.csv"]
     events = asset_events(dag_run.run_id)
-    assert set(events) == {f"cmf:data/{DS}/out.csv", f"cmf:data/{DS}/final.csv"}
-    out_event = events[f"cmf:data/{DS}/out.csv"]
+    assert set(events) == {f"cmf://data/{DS}/out.csv", f"cmf://data/{DS}/final.csv"}
+    out_event = events[f"cmf://data/{DS}/out.csv"]
     assert out_event == {
         "path": f"data/{DS}/out.csv",
         "md5": md5(out),
@@ -105,10 +106,18 @@ def test_templated_paths_decorator_current_run_and_asset_events(
         "pipeline_id": write.pipeline_id,
         "stage_id": write.stage_id,
     }
-    assert events[f"cmf:data/{DS}/final.csv"]["execution_id"] == consume.id
+    assert events[f"cmf://data/{DS}/final.csv"]["execution_id"] == consume.id
+
+    # The task log: one line per execution, with short md5s.
+    captured = capfd.readouterr()
+    log = captured.out + captured.err
+    assert (
+        f"CMF execution {write.id} COMPLETE: inputs data/in.csv ({md5(cmf_project / 'data/in.csv')[:8]}); "
+        f"outputs data/{DS}/out.csv ({md5(out)[:8]})"
+    ) in log
+    assert f"CMF execution {consume.id} COMPLETE: inputs data/{DS}/out.csv ({md5(out)[:8]}); outputs " in log
 
     # The Neo4j password is in no log line, no MLMD byte, no Airflow table (XCom, rendered fields).
-    captured = capfd.readouterr()
     assert PASSWORD not in captured.out + captured.err
     assert PASSWORD.encode() not in (cmf_project / "mlmd").read_bytes()
     assert PASSWORD.encode() not in (airflow_db / "airflow.db").read_bytes()
@@ -202,7 +211,7 @@ def test_expand_over_four_items_is_four_executions(cmf_project: Path, run_dag) -
     ]
     events = asset_events(dag_run.run_id)
     assert sorted(events) == sorted(
-        [f"cmf:mapped/{i}.txt" for i in range(4)] + [f"cmf:cubed/{i}.txt" for i in range(4)]
+        [f"cmf://mapped/{i}.txt" for i in range(4)] + [f"cmf://cubed/{i}.txt" for i in range(4)]
     )
     assert sorted(e["execution_id"] for e in events.values()) == sorted(e.id for e in [*found, *cubes])
 
@@ -234,3 +243,103 @@ def test_pipeline_name_from_operator_then_connection_then_dag_id(
     assert sorted(q.get_pipeline_names()) == ["cmf_t_pipeline", "named_by_operator", "team"]
     assert len(executions(q, "named_by_operator", "named")) == 2
     assert only_execution(q, "team", "default").fact("dag_id") == "cmf_t_pipeline"
+
+
+def test_template_that_cannot_render_in_a_manual_run_is_a_failed_execution_saying_why(
+    cmf_project: Path, load_dag, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # No logical date: a run triggered by hand in Airflow 3, where {{ ds }} is undefined.
+    dag_run = load_dag("cmf_t_unrenderable").test(logical_date=None)
+
+    assert dag_run.state == "failed" and dag_run.logical_date is None
+    assert task_states(dag_run) == {("dated", -1): ("failed", 1)}
+    dated = only_execution(query(cmf_project), "cmf_t_unrenderable", "dated")
+    assert dated.state is ExecutionState.FAILED
+    assert (dated.fact("error_type"), dated.fact("error_message")) == (
+        "jinja2.exceptions.UndefinedError",
+        "'ds' is undefined",
+    )
+    reason = str(dated.fact("state_reason"))
+    assert "the template of 'op_kwargs' cannot be rendered" in reason
+    assert "no logical date" in reason and "{{ dag_run.run_after | ds }}" in reason
+    assert dated.fact("run_id") == dag_run.run_id and dated.fact("logical_date") is None
+    assert not (cmf_project / "data").exists()
+    captured = capfd.readouterr()
+    assert f"CMF execution {dated.id} FAILED: inputs -; outputs -; jinja2.exceptions.UndefinedError" in captured.out
+
+
+def test_task_log_keeps_library_records_out_but_not_the_task_own(
+    cmf_project: Path,
+    load_dag,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from cmf_orchestrate.airflow._logs import LIBRARY_LOGGERS
+
+    def library_records() -> list[logging.LogRecord]:
+        # dag.test() runs Airflow's own SQL in this process too: the recording's is on MLMD's tables.
+        return [
+            r
+            for r in caplog.records
+            if r.name != "urllib3.user_code"
+            and r.name.split(".")[0] in LIBRARY_LOGGERS
+            and (not r.name.startswith("sqlalchemy") or any(t in r.getMessage() for t in MLMD_TABLES))
+        ]
+
+    # A deployment that turned SQLAlchemy's statement log on: recording a try runs SQL.
+    engine = logging.getLogger("sqlalchemy.engine")
+    monkeypatch.setattr(engine, "level", logging.INFO)
+    with caplog.at_level(logging.DEBUG):
+        dag_run = load_dag("cmf_t_logging").test(logical_date=None)
+    during_the_run = library_records()
+
+    assert dag_run.state == "success"
+    chatty = only_execution(query(cmf_project), "cmf_t_logging", "chatty")
+    assert f"CMF execution {chatty.id} COMPLETE: inputs -; outputs -" in capfd.readouterr().out
+    # The task's own records reach its log, whatever logger they use ...
+    assert [r.getMessage() for r in caplog.records if r.name == "urllib3.user_code"] == [
+        "user code may log through a library logger"
+    ]
+    # ... while the libraries that record the try write nothing there,
+    assert during_the_run == []
+
+    # ... unless [cmf] library_logs lets them in.
+    caplog.clear()
+    monkeypatch.setenv("AIRFLOW__CMF__LIBRARY_LOGS", "True")
+    with caplog.at_level(logging.DEBUG):
+        assert load_dag("cmf_t_logging").test(logical_date=None).state == "success"
+    assert any(r.name.startswith("sqlalchemy.engine") for r in library_records())
+
+
+def test_library_logs_are_held_back_only_inside_the_block(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from cmf_orchestrate.airflow._logs import quiet_libraries, user_code
+
+    dvc = logging.getLogger("sqlalchemy.engine")
+    with caplog.at_level(logging.INFO):
+        with quiet_libraries():
+            dvc.warning("held back")
+            with user_code():
+                dvc.warning("the task's own")
+            dvc.error("held back too")
+        dvc.warning("after")
+        with quiet_libraries(enabled=False):
+            dvc.warning("library_logs on")
+    assert [r.getMessage() for r in caplog.records] == ["the task's own", "after", "library_logs on"]
+
+
+def test_cmf_conn_id_option_names_the_default_connection(
+    tmp_path: Path, load_dag, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    team = {"conn_type": "cmf", "extra": {"project_root": str(other), "store": "mlmd"}}
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_TEAM", json.dumps(team))
+    monkeypatch.setenv("AIRFLOW__CMF__CONN_ID", "cmf_team")
+
+    assert load_dag("cmf_t_logging").test(logical_date=None).state == "success"
+    assert only_execution(query(other), "cmf_t_logging", "chatty").state is ExecutionState.COMPLETE

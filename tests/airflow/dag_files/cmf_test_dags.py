@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,31 @@ def noop() -> None:
 with DAG("cmf_t_pipeline", schedule=None, start_date=START, catchup=False) as pipeline_dag:
     CmfOperator(task_id="named", python_callable=noop, pipeline="named_by_operator")
     CmfOperator(task_id="default", python_callable=noop)
+
+
+# -- a template that cannot render in a run without a logical date ----------------------------------
+
+
+def writes_dated(dst: str) -> None:
+    _write(dst, "dated\n")
+
+
+with DAG("cmf_t_unrenderable", schedule=None, start_date=START, catchup=False) as unrenderable_dag:
+    CmfOperator(
+        task_id="dated",
+        python_callable=writes_dated,
+        outputs=[Dataset("data/{{ ds }}/dated.csv")],
+        op_kwargs={"dst": "data/{{ ds }}/dated.csv"},
+        retries=0,
+    )
+
+
+# -- library loggers inside the task's own code ---------------------------------------------------
+
+
+def logs_through_a_library_logger() -> None:
+    logging.getLogger("urllib3.user_code").warning("user code may log through a library logger")
+
+
+with DAG("cmf_t_logging", schedule=None, start_date=START, catchup=False) as logging_dag:
+    CmfOperator(task_id="chatty", python_callable=logs_through_a_library_logger, outputs=[], retries=0)
