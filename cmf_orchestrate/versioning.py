@@ -1,27 +1,46 @@
-"""Content versioning through DVC's own libraries (the only module importing dvc).
+"""Content versioning: the md5 ``dvc add`` records, and the DVC cache it points to.
 
 An artifact's identity is the md5 that ``dvc add`` records: the file's md5, or
 ``<md5>.dir`` for a directory. Outputs and untracked inputs are committed to the
 project's DVC cache with a ``.dvc`` file, exactly as ``dvc add`` would leave them, so
-``dvc status``, ``dvc push`` and ``dvc checkout`` work on them. Hashes are remembered
-in a DVC state database keyed by inode, mtime and size, so an unchanged file is not
-read again. No ``dvc`` or ``git`` process is spawned.
+``dvc status``, ``dvc push`` and ``dvc checkout`` work on them.
+
+Each file is read once: its bytes are hashed as they are copied into the cache, so the
+recorded md5 names the cached bytes by construction. A file whose size or mtime moves
+while it is read is read again once, then refused. Only regular files and directories
+are versioned; a FIFO, socket or device is refused without being opened. Symbolic links
+are followed when their target lies inside the project, and refused like ``../x``
+otherwise. Hashes are remembered in a stat cache keyed by path, inode, mtime and size,
+so an unchanged file is not read again.
+
+Committing needs no DVC import: the cache layout, the ``.dir`` listing and the ``.dvc``
+file are the ones dvc-data and DVC write (the test suite compares them byte for byte
+with ``dvc add``). DVC's own libraries serve what is rarer: creating the repository,
+unusual ``.dvc`` path names, remotes, push, fetch and checkout.
 """
 
 from __future__ import annotations
 
 import configparser
+import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
+import sqlite3
+import stat
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cmf_orchestrate.errors import ArtifactError, ArtifactNotFoundError, ConfigError, PathOutsideProjectError
 
@@ -43,7 +62,24 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_STATE_DIR = ("tmp", "cmf-orchestrate-state")
+_STAT_CACHE = ("tmp", "cmf-orchestrate", "stat-cache.db")
+#: dvc-data's mode of a cache object (``LocalHashFileDB.CACHE_MODE``).
+_CACHE_MODE = 0o444
+#: Files up to this size are read in one piece and written straight to their cache path.
+_SMALL = 1 << 20
+_CHUNK = 1 << 20
+#: Directories with more bytes than this to read spread the work over threads.
+_PARALLEL_BYTES = 64 << 20
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+# What DVC's default ignore file leaves out of a directory (dvc.ignore.DvcIgnoreFilter).
+_IGNORED_ANY = frozenset({".git"})
+_IGNORED_DIRS = frozenset({".git", ".hg", ".dvc"})
+# A file name ruamel.yaml writes as a plain scalar, the way `dvc add` does; others go through ruamel.
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf"})
 
 
 @dataclass(frozen=True)
@@ -55,12 +91,15 @@ class ContentHash:
         md5: The md5 ``dvc add`` records (``<md5>.dir`` for a directory).
         size: Size in bytes (sum of files for a directory).
         nfiles: Number of files for a directory, ``None`` for a file.
+        mtime_ns: Last modification seen, in ns since the epoch (for a directory, the
+            latest of its files and subdirectories); not part of the identity.
     """
 
     path: str
     md5: str
     size: int
     nfiles: int | None = None
+    mtime_ns: int | None = field(default=None, compare=False)
 
     @property
     def is_dir(self) -> bool:
@@ -69,12 +108,19 @@ class ContentHash:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
-        return {"path": self.path, "md5": self.md5, "size": self.size, "nfiles": self.nfiles}
+        return {"path": self.path, "md5": self.md5, "size": self.size, "nfiles": self.nfiles, "mtime_ns": self.mtime_ns}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ContentHash:
         """Inverse of :meth:`to_dict`."""
-        return cls(str(data["path"]), str(data["md5"]), int(data["size"]), data.get("nfiles"))
+        mtime = data.get("mtime_ns")
+        return cls(
+            str(data["path"]),
+            str(data["md5"]),
+            int(data["size"]),
+            data.get("nfiles"),
+            None if mtime is None else int(mtime),
+        )
 
 
 def find_git_dir(start: Path) -> Path | None:
@@ -86,6 +132,110 @@ def find_git_dir(start: Path) -> Path | None:
     return None
 
 
+class _ChangedWhileReadError(Exception):
+    """A file's size or mtime moved while it was read."""
+
+
+class _File(NamedTuple):
+    """One regular file to hash: its key in the stat cache, its real path, its stat."""
+
+    key: str
+    real: str
+    st: os.stat_result
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def _read_umask() -> int | None:
+    # os.umask() can only be read by setting it, which races with other threads.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class _StatCache:
+    """md5 by (path, inode, mtime, size), in a SQLite file under ``.dvc/tmp``.
+
+    A broken or locked database never fails a recording: it only costs a re-read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            # A forked child never uses its parent's connection.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS entries (path TEXT PRIMARY KEY, ino INTEGER, mtime_ns INTEGER,"
+                " size INTEGER, md5 TEXT)"
+            )
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def lookup(self, rel: str, tree: bool) -> dict[str, tuple[int, int, int, str]]:
+        """Entries of ``rel`` (and, for a tree, of every path under it)."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                if tree:
+                    # Every key under "rel/": from "rel/" up to "rel0", the next character after "/".
+                    rows = conn.execute(
+                        "SELECT path, ino, mtime_ns, size, md5 FROM entries WHERE path >= ? AND path < ?",
+                        (rel + "/", rel + "0"),
+                    ).fetchall()
+                else:
+                    rows = conn.execute(
+                        "SELECT path, ino, mtime_ns, size, md5 FROM entries WHERE path = ?", (rel,)
+                    ).fetchall()
+            except sqlite3.Error as exc:
+                logger.debug("stat cache %s unreadable: %s", self.path, exc)
+                return {}
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    def save(self, rows: Sequence[tuple[str, int, int, int, str]]) -> None:
+        """Remember ``(path, inode, mtime_ns, size, md5)`` rows."""
+        if not rows:
+            return
+        with self._lock:
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                logger.debug("stat cache %s not updated: %s", self.path, exc)
+
+
+def _matches(entry: tuple[int, int, int, str] | None, st: os.stat_result) -> str | None:
+    if entry is not None and entry[0] == st.st_ino and entry[1] == st.st_mtime_ns and entry[2] == st.st_size:
+        return entry[3]
+    return None
+
+
 class Versioner:
     """Hashes and caches artifacts of one project root.
 
@@ -94,15 +244,22 @@ class Versioner:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+        self._root_str = os.fspath(self.root)
         self._lock = threading.RLock()
         self._odb: LocalHashFileDB | None = None
+        self._objects: str | None = None
+        self._prefixes: set[str] = set()
+        self._reflink: bool | None = None if sys.platform.startswith("linux") else False
+        self._umask = _read_umask()
+        self._stat_cache = _StatCache(self.dvc_dir.joinpath(*_STAT_CACHE))
 
     # -- paths -------------------------------------------------------------------------
 
     def relpath(self, path: str | os.PathLike[str]) -> str:
         """``path`` relative to the project root, with forward slashes.
 
-        Relative paths are taken relative to the project root.
+        Relative paths are taken relative to the project root. The path is not resolved:
+        a symbolic link keeps its own name (its target is checked when it is hashed).
 
         Raises:
             PathOutsideProjectError: The path lies outside the project root.
@@ -129,6 +286,39 @@ class Versioner:
             PathOutsideProjectError: The path lies outside the project root.
         """
         return self.root / self.relpath(path)
+
+    def _inside(self, real: str, shown: str) -> None:
+        """Refuse a link target outside the project, or the root itself, or inside .dvc or .git."""
+        prefix = self._root_str + os.sep
+        if real == self._root_str:
+            raise PathOutsideProjectError(f"{shown!r} is a symbolic link to the project root itself, not an artifact")
+        if not real.startswith(prefix):
+            raise PathOutsideProjectError(
+                f"{shown!r} is a symbolic link to {real!r}, outside the project root {self._root_str!r}"
+            )
+        head = real[len(prefix) :].split(os.sep, 1)[0]
+        if head in {".dvc", ".git"}:
+            raise PathOutsideProjectError(f"{shown!r} is a symbolic link into the project's {head} directory")
+
+    def clock_ns(self) -> int:
+        """Now, as the project's file system stamps a file it writes, in ns since the epoch.
+
+        File times come from the kernel's coarse clock (or a file server's clock), which
+        may lag ``time.time_ns()`` by a few milliseconds or more; comparing an output's
+        mtime with this stamp says truthfully whether it was written after now.
+        """
+        directory = self.dvc_dir / "tmp" if (self.dvc_dir / "tmp").is_dir() else self.root
+        probe = directory / f".cmf-orchestrate-clock.{uuid.uuid4().hex}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+        except OSError:
+            return time.time_ns()
+        try:
+            return os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(probe)
 
     # -- DVC plumbing ------------------------------------------------------------------
 
@@ -187,7 +377,11 @@ class Versioner:
                     lock_path.unlink()
 
     def cache_dir(self) -> Path:
-        """The DVC cache directory, honouring ``cache.dir`` of the repository config."""
+        """The DVC cache directory, honouring ``cache.dir`` of the repository config.
+
+        Raises:
+            ArtifactError: The repository config cannot be read.
+        """
         directory = self.dvc_dir / "cache"
         for name in ("config", "config.local"):
             config = configparser.ConfigParser(interpolation=None)
@@ -199,19 +393,25 @@ class Versioner:
                 directory = (self.dvc_dir / config.get("cache", "dir")).resolve()
         return directory
 
+    def _objects_dir(self) -> str:
+        """``<cache>/files/md5``, where content objects live (read from the config once)."""
+        if self._objects is None:
+            with self._lock:
+                if self._objects is None:
+                    self.ensure_repo()
+                    objects = self.cache_dir() / "files" / "md5"
+                    objects.mkdir(parents=True, exist_ok=True)
+                    self._objects = os.fspath(objects)
+        return self._objects
+
     def _cache(self) -> LocalHashFileDB:
+        """dvc-data's view of the cache, for transfers and checkouts."""
         with self._lock:
             if self._odb is None:
-                self.ensure_repo()
                 from dvc_data.hashfile.db.local import LocalHashFileDB
-                from dvc_data.hashfile.state import State
                 from dvc_objects.fs.local import LocalFileSystem
 
-                state_dir = self.dvc_dir.joinpath(*_STATE_DIR)
-                state_dir.mkdir(parents=True, exist_ok=True)
-                state = State(os.fspath(self.root), os.fspath(state_dir))
-                files = self.cache_dir() / "files" / "md5"
-                self._odb = LocalHashFileDB(LocalFileSystem(), os.fspath(files), state=state)
+                self._odb = LocalHashFileDB(LocalFileSystem(), self._objects_dir())
             return self._odb
 
     # -- hashing and committing ----------------------------------------------------------
@@ -220,8 +420,9 @@ class Versioner:
         """The DVC md5 of a file or directory, without touching the cache.
 
         Raises:
-            PathOutsideProjectError: The path lies outside the project root.
+            PathOutsideProjectError: The path, or a symbolic link's target, lies outside the project root.
             ArtifactNotFoundError: The path does not exist.
+            ArtifactError: The path is not a regular file or directory, or kept changing while read.
         """
         rel = self.relpath(path)
         return self._build(rel, commit=False)
@@ -229,13 +430,14 @@ class Versioner:
     def commit(self, path: str | os.PathLike[str]) -> ContentHash:
         """Hash ``path``, add it to the DVC cache and write its ``.dvc`` file, as ``dvc add``.
 
-        Unchanged content already in the cache with an up-to-date ``.dvc`` file costs
-        one stat and one state lookup.
+        Each file is read once, hashed as it is copied into the cache. Unchanged content
+        already in the cache costs a stat and a stat-cache lookup per file.
 
         Raises:
-            PathOutsideProjectError: The path lies outside the project root.
+            PathOutsideProjectError: The path, or a symbolic link's target, lies outside the project root.
             ArtifactNotFoundError: The path does not exist.
-            ArtifactError: DVC failed to cache the content.
+            ArtifactError: The path is not a regular file or directory, kept changing while
+                read, or could not be cached.
         """
         rel = self.relpath(path)
         content = self._build(rel, commit=True)
@@ -243,37 +445,304 @@ class Versioner:
         return content
 
     def _build(self, rel: str, commit: bool) -> ContentHash:
-        from dvc_data.hashfile.build import build
-        from dvc_data.hashfile.transfer import transfer
-
-        full = self.root / rel
-        if not full.exists():
-            raise ArtifactNotFoundError(f"artifact path {rel!r} does not exist (looked in {str(self.root)!r})")
-        odb = self._cache()
+        self.ensure_repo()
+        full = os.path.join(self._root_str, rel)
         try:
-            staging, meta, obj = build(odb, os.fspath(full), odb.fs, "md5", dry_run=not commit)
-            if commit:
-                transfer(staging, odb, {obj.hash_info}, shallow=False, hardlink=False)
-        except FileNotFoundError as exc:
-            raise ArtifactNotFoundError(f"artifact path {rel!r} vanished while it was being hashed") from exc
+            lst = os.lstat(full)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"artifact path {rel!r} does not exist (looked in {self._root_str!r})"
+            ) from None
         except OSError as exc:
             raise ArtifactError(f"cannot version {rel!r}: {exc}") from exc
-        md5 = str(obj.hash_info.value)
-        return ContentHash(rel, md5, int(meta.size or 0), meta.nfiles if md5.endswith(".dir") else None)
+        real = os.path.realpath(full)
+        if real != full:
+            self._inside(real, rel)
+        try:
+            st = os.stat(real) if real != full else lst
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"artifact path {rel!r} is a symbolic link to {real!r}, which does not exist"
+            ) from None
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                return self._build_tree(rel, real, st, commit)
+            if not stat.S_ISREG(st.st_mode):
+                raise ArtifactError(
+                    f"artifact path {rel!r} is {_kind(st.st_mode)}; only regular files and directories are versioned"
+                )
+            return self._build_file(rel, real, st, commit)
+        except FileNotFoundError as exc:
+            raise ArtifactNotFoundError(f"artifact path {rel!r} vanished while it was being hashed: {exc}") from exc
+        except OSError as exc:
+            raise ArtifactError(f"cannot version {rel!r}: {exc}") from exc
+
+    def _build_file(self, rel: str, real: str, st: os.stat_result, commit: bool) -> ContentHash:
+        known = _matches(self._stat_cache.lookup(rel, tree=False).get(rel), st)
+        if known is not None and (not commit or self._has_object(known, st.st_size)):
+            return ContentHash(rel, known, st.st_size, None, st.st_mtime_ns)
+        md5, st = self._ingest(_File(rel, real, st), rel, commit)
+        self._stat_cache.save([(rel, st.st_ino, st.st_mtime_ns, st.st_size, md5)])
+        return ContentHash(rel, md5, st.st_size, None, st.st_mtime_ns)
+
+    def _build_tree(self, rel: str, real: str, st: os.stat_result, commit: bool) -> ContentHash:
+        files: list[_File] = []
+        newest = self._walk(rel, real, st, files, set())
+        _check_names(files)
+        known = self._stat_cache.lookup(rel, tree=True)
+        md5s: dict[str, str] = {}
+        todo: list[_File] = []
+        objects = self._objects_dir() + os.sep if commit else ""
+        for item in files:
+            entry = known.get(item.key)
+            fst = item.st
+            if entry is None or entry[0] != fst.st_ino or entry[1] != fst.st_mtime_ns or entry[2] != fst.st_size:
+                todo.append(item)
+                continue
+            md5 = entry[3]
+            if commit:
+                # Every object is looked for (one stat each): a cache that lost a file is mended, not trusted.
+                try:
+                    present = os.stat(f"{objects}{md5[:2]}{os.sep}{md5[2:]}").st_size == fst.st_size
+                except OSError:
+                    present = False
+                if not present:
+                    todo.append(item)
+                    continue
+            md5s[item.key] = md5
+        saved: list[tuple[str, int, int, int, str]] = []
+        for item, (md5, seen) in zip(todo, self._ingest_many(todo, commit), strict=True):
+            md5s[item.key] = md5
+            saved.append((item.key, seen.st_ino, seen.st_mtime_ns, seen.st_size, md5))
+            newest = max(newest, seen.st_mtime_ns)
+        self._stat_cache.save(saved)
+        raw, md5 = _listing(rel, files, md5s)
+        if commit and not self._has_object(md5, len(raw)):
+            self._store_bytes(md5, raw)
+        return ContentHash(rel, md5, sum(f.st.st_size for f in files), len(files), newest)
+
+    def _walk(self, key: str, real: str, st: os.stat_result, files: list[_File], active: set[tuple[int, int]]) -> int:
+        """Collect the regular files under ``real`` (keys under ``key``); return the newest mtime seen."""
+        ident = (st.st_dev, st.st_ino)
+        if ident in active:
+            raise ArtifactError(f"{key!r} is a symbolic link to one of its own parent directories ({real!r})")
+        active.add(ident)
+        newest = st.st_mtime_ns
+        with os.scandir(real) as entries:
+            listed = list(entries)
+        for entry in listed:
+            name = entry.name
+            if name in _IGNORED_ANY:
+                continue
+            child_key = f"{key}/{name}"
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                self._inside(target, child_key)
+                try:
+                    child = os.stat(target)
+                except FileNotFoundError:
+                    raise ArtifactError(
+                        f"{child_key!r} is a symbolic link to {target!r}, which does not exist"
+                    ) from None
+                path = target
+            else:
+                child = entry.stat(follow_symlinks=False)
+                path = entry.path
+            mode = child.st_mode
+            if stat.S_ISREG(mode):
+                files.append(_File(child_key, path, child))
+                if child.st_mtime_ns > newest:  # noqa: PLR1730 - max() costs a call per file
+                    newest = child.st_mtime_ns
+            elif stat.S_ISDIR(mode):
+                if name not in _IGNORED_DIRS:
+                    newest = max(newest, self._walk(child_key, path, child, files, active))
+            else:
+                raise ArtifactError(f"{child_key!r} is {_kind(mode)}; only regular files and directories are versioned")
+        active.discard(ident)
+        return newest
+
+    # -- reading once, writing once ---------------------------------------------------------
+
+    def _ingest_many(self, todo: list[_File], commit: bool) -> list[tuple[str, os.stat_result]]:
+        total = sum(f.st.st_size for f in todo)
+        workers = min(4, os.cpu_count() or 1)
+        if workers < 2 or total < _PARALLEL_BYTES:
+            # Below this, threads cost more than they save: a small file is mostly Python
+            # overhead under the GIL, while md5 and I/O release it only on large buffers.
+            return [self._ingest(f, f.key, commit) for f in todo]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cmf-versioning") as pool:
+            return list(pool.map(lambda f: self._ingest(f, f.key, commit), todo))
+
+    def _ingest(self, item: _File, shown: str, commit: bool) -> tuple[str, os.stat_result]:
+        """Read a file once, hashing it and (when committing) copying it into the cache."""
+        try:
+            return self._ingest_once(item, commit)
+        except _ChangedWhileReadError:
+            logger.info("%s changed while it was read; reading it again", shown)
+        try:
+            return self._ingest_once(item, commit)
+        except _ChangedWhileReadError:
+            raise ArtifactError(
+                f"{shown!r} kept changing while it was read (size or mtime moved during two reads in a row); "
+                "record it once its writer has finished"
+            ) from None
+
+    def _ingest_once(self, item: _File, commit: bool) -> tuple[str, os.stat_result]:
+        # O_NONBLOCK: should the path have become a FIFO since it was listed, open() returns
+        # at once instead of waiting for a writer; fstat below then refuses it.
+        fd = os.open(item.real, os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW | _O_NONBLOCK)
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise ArtifactError(
+                    f"{item.key!r} is {_kind(before.st_mode)}; only regular files and directories are versioned"
+                )
+            if before.st_size <= _SMALL:
+                data = _read_all(fd, before.st_size)
+                after = os.fstat(fd)
+                if len(data) != before.st_size or _moved(before, after):
+                    raise _ChangedWhileReadError
+                md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                if commit and not self._has_object(md5, len(data)):
+                    self._store_bytes(md5, data)
+                return md5, after
+            return self._stream(fd, before, commit)
+        finally:
+            os.close(fd)
+
+    def _stream(self, fd: int, before: os.stat_result, commit: bool) -> tuple[str, os.stat_result]:
+        """A large file: into a temporary file in the cache, hashed on the way, then renamed."""
+        if not commit:
+            md5, read = _hash_fd(fd, before.st_size)
+            after = os.fstat(fd)
+            if read != before.st_size or _moved(before, after):
+                raise _ChangedWhileReadError
+            return md5, after
+        tmp = os.path.join(self._objects_dir(), f".{uuid.uuid4().hex}.tmp")
+        out = self._create(tmp)
+        try:
+            try:
+                if self._clone(fd, out):
+                    # The clone is a private snapshot: its md5 is the md5 of the cached bytes.
+                    after = os.fstat(fd)
+                    if _moved(before, after):
+                        raise _ChangedWhileReadError
+                    os.lseek(out, 0, os.SEEK_SET)
+                    md5, read = _hash_fd(out, before.st_size)
+                else:
+                    md5, read = _copy_hashing(fd, out, before.st_size)
+                    after = os.fstat(fd)
+                if read != before.st_size or _moved(before, after):
+                    raise _ChangedWhileReadError
+                self._protect(out)
+            finally:
+                os.close(out)
+            if self._has_object(md5, read):
+                os.unlink(tmp)
+            else:
+                self._place(tmp, md5)
+            return md5, after
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _clone(self, src: int, dst: int) -> bool:
+        """Reflink ``src`` into ``dst`` when the file system can (btrfs, XFS); remembered per cache."""
+        if self._reflink is False:
+            return False
+        try:
+            fcntl.ioctl(dst, _FICLONE, src)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EPERM):
+                self._reflink = False  # this file system never will: do not ask again
+            return False
+        self._reflink = True
+        return True
+
+    # -- the cache ------------------------------------------------------------------------------
+
+    def _object_path(self, oid: str) -> str:
+        return f"{self._objects_dir()}{os.sep}{oid[:2]}{os.sep}{oid[2:]}"
+
+    def _has_object(self, oid: str, size: int) -> bool:
+        # A short object (a writer killed half-way) is not content: it is written again.
+        try:
+            return os.stat(self._object_path(oid)).st_size == size
+        except OSError:
+            return False
+
+    def _place(self, tmp: str, oid: str) -> None:
+        self._ensure_prefix(oid)
+        try:
+            os.replace(tmp, self._object_path(oid))
+        except FileNotFoundError:
+            # The prefix directory was removed since it was made (a `dvc gc`): make it again.
+            self._prefixes.discard(oid[:2])
+            self._ensure_prefix(oid)
+            os.replace(tmp, self._object_path(oid))
+
+    def _ensure_prefix(self, oid: str) -> None:
+        prefix = oid[:2]
+        if prefix not in self._prefixes:
+            os.makedirs(os.path.join(self._objects_dir(), prefix), exist_ok=True)
+            self._prefixes.add(prefix)
+
+    def _create(self, path: str) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, _CACHE_MODE)
+
+    def _protect(self, fd: int) -> None:
+        # Created with mode 0o444 already; only a umask taking read bits needs the chmod dvc-data does.
+        if self._umask is None or self._umask & _CACHE_MODE:
+            os.fchmod(fd, _CACHE_MODE)
+
+    def _store_bytes(self, oid: str, data: bytes) -> None:
+        """Write a small object straight to its final path; concurrent writers stay consistent."""
+        dest = self._object_path(oid)
+        try:
+            try:
+                out = self._create(dest)
+            except FileNotFoundError:
+                self._prefixes.discard(oid[:2])
+                self._ensure_prefix(oid)
+                out = self._create(dest)
+        except FileExistsError:
+            if self._has_object(oid, len(data)):
+                return  # another thread or process wrote the same content
+            # A short object left by a killed writer: replace it as a whole.
+            tmp = os.path.join(self._objects_dir(), f".{uuid.uuid4().hex}.tmp")
+            out = self._create(tmp)
+            try:
+                _write_all(out, data)
+                self._protect(out)
+            finally:
+                os.close(out)
+            self._place(tmp, oid)
+            return
+        try:
+            _write_all(out, data)
+            self._protect(out)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(dest)
+            raise
+        finally:
+            os.close(out)
+
+    # -- .dvc files ----------------------------------------------------------------------------
 
     def _write_dvc_file(self, content: ContentHash) -> None:
         full = self.root / content.path
         dvc_file = full.with_name(full.name + ".dvc")
-        lines = ["outs:", f"- md5: {content.md5}", f"  size: {content.size}"]
-        if content.nfiles is not None:
-            lines.append(f"  nfiles: {content.nfiles}")
-        lines += ["  hash: md5", f"  path: {_yaml_str(full.name)}", ""]
-        text = "\n".join(lines)
+        text = _dvc_file_text(content, full.name)
         try:
-            if dvc_file.exists() and dvc_file.read_text() == text:
-                return
+            try:
+                if dvc_file.read_text(encoding="utf-8") == text:
+                    return
+            except (FileNotFoundError, UnicodeDecodeError):
+                pass
             tmp = dvc_file.with_name(f".{dvc_file.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_text(text)
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, dvc_file)
         except OSError as exc:
             raise ArtifactError(f"cannot write {dvc_file}: {exc}") from exc
@@ -285,21 +754,121 @@ class Versioner:
             return
         ignore = full.parent / ".gitignore"
         entry = "/" + full.name
-        existing = ignore.read_text().splitlines() if ignore.exists() else []
+        existing = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
         if entry not in existing:
-            with ignore.open("a") as fh:
+            with ignore.open("a", encoding="utf-8") as fh:
                 fh.write(entry + "\n")
 
 
-def _yaml_str(value: str) -> str:
-    plain = value.replace("-", "").replace("_", "").replace(".", "").replace("/", "")
-    if (
-        plain.isalnum()
-        and not value[0].isdigit()
-        and value.lower() not in {"yes", "no", "true", "false", "null", "on", "off"}
-    ):
-        return value
-    return json.dumps(value)
+def _listing(rel: str, files: list[_File], md5s: dict[str, str]) -> tuple[bytes, str]:
+    """The ``.dir`` object and its oid, as dvc-data's ``Tree.as_bytes()`` and ``Tree.digest()`` make them."""
+    prefix = len(rel) + 1
+    listing = sorted(({"md5": md5s[f.key], "relpath": f.key[prefix:]} for f in files), key=lambda e: e["relpath"])
+    raw = json.dumps(listing, sort_keys=True).encode("utf-8")
+    return raw, hashlib.md5(raw, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def _moved(before: os.stat_result, after: os.stat_result) -> bool:
+    return before.st_size != after.st_size or before.st_mtime_ns != after.st_mtime_ns or before.st_ino != after.st_ino
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    # Up to one byte more than expected: a file that grew since its stat is seen to have grown.
+    chunks: list[bytes] = []
+    total = 0
+    while total <= size:
+        chunk = os.read(fd, size + 1 - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _chunks(fd: int, limit: int) -> Iterator[bytes]:
+    """The file's bytes in chunks, stopping one byte past ``limit``: a growing file never keeps us reading."""
+    read = 0
+    while read <= limit:
+        chunk = os.read(fd, min(_CHUNK, limit + 1 - read))
+        if not chunk:
+            return
+        read += len(chunk)
+        yield chunk
+
+
+def _hash_fd(fd: int, limit: int) -> tuple[str, int]:
+    digest = hashlib.md5(usedforsecurity=False)
+    read = 0
+    for chunk in _chunks(fd, limit):
+        digest.update(chunk)
+        read += len(chunk)
+    return digest.hexdigest(), read
+
+
+def _copy_hashing(src: int, dst: int, limit: int) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` hashing the very bytes written; md5 overlaps the previous write."""
+    digest = hashlib.md5(usedforsecurity=False)
+    read = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmf-versioning-write") as writer:
+        pending: Future[None] | None = None
+        for chunk in _chunks(src, limit):
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_all, dst, chunk)
+            digest.update(chunk)  # hashlib releases the GIL on large buffers: runs beside the write
+            read += len(chunk)
+        if pending is not None:
+            pending.result()
+    return digest.hexdigest(), read
+
+
+def _check_name(key: str) -> None:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArtifactError(
+            f"{key.encode('utf-8', 'surrogateescape')!r} is not a valid UTF-8 file name; DVC cannot record it"
+        ) from None
+
+
+def _check_names(files: list[_File]) -> None:
+    try:
+        "\0".join(f.key for f in files).encode("utf-8")
+    except UnicodeEncodeError:
+        for item in files:
+            _check_name(item.key)
+
+
+def _dvc_file_text(content: ContentHash, name: str) -> str:
+    """The ``.dvc`` file ``dvc add`` writes for ``content`` (DVC dumps it with ruamel.yaml)."""
+    _check_name(name)
+    out: dict[str, Any] = {"md5": content.md5, "size": content.size}
+    if content.nfiles is not None:
+        out["nfiles"] = content.nfiles
+    out["hash"] = "md5"
+    out["path"] = name
+    if _PLAIN_NAME.match(name) and name.lower() not in _YAML_WORDS:
+        lines = ["outs:", f"- md5: {content.md5}", f"  size: {content.size}"]
+        if content.nfiles is not None:
+            lines.append(f"  nfiles: {content.nfiles}")
+        lines += ["  hash: md5", f"  path: {name}", ""]
+        return "\n".join(lines)
+    # Any other name (spaces, quotes, any Unicode) is quoted and wrapped exactly as DVC does it.
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    stream = io.StringIO()
+    yaml.dump({"outs": [out]}, stream)
+    return stream.getvalue()
 
 
 _versioners: dict[tuple[Path, int], Versioner] = {}
@@ -309,7 +878,7 @@ _versioners_lock = threading.Lock()
 def versioner_for(root: Path) -> Versioner:
     """The process-wide :class:`Versioner` of a project root."""
     path = Path(root).resolve()
-    key = (path, os.getpid())  # the hash state database is not shared with a forked child
+    key = (path, os.getpid())  # the stat cache connection is not shared with a forked child
     with _versioners_lock:
         versioner = _versioners.get(key)
         if versioner is None:
