@@ -1,26 +1,40 @@
 """The Python environment of this process, as an artifact.
 
-Like CMF, every execution takes the environment it ran in as an ``Environment`` input.
-The distribution list is read in-process once per process (no ``pip`` subprocess) and
-written to a content-addressed file, so an unchanged environment is one artifact.
+Like CMF, every execution takes the environment it ran in as an ``Environment`` input:
+a file listing the interpreter and every installed distribution, named after its md5,
+so an unchanged environment is one artifact.
+
+Describing the environment reads the metadata of every installed distribution, which
+costs a fresh process hundreds of milliseconds (seconds on a busy machine), and Airflow,
+Celery and Kubernetes start a fresh process for every task try. So the description is
+made once per environment and per project: it is remembered under the project's
+``.dvc/tmp`` keyed by a fingerprint of the environment, the interpreter and the names of
+the ``*.dist-info``/``*.egg-info`` entries on ``sys.path``, which name every distribution
+with its version. Installing, upgrading or removing a distribution changes the
+fingerprint, and the next task run describes the environment again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import platform
+import re
 import sys
 import threading
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 ENV_DIR = ".cmf-orchestrate/environments"
+#: Where descriptions are remembered by fingerprint (DVC keeps ``.dvc/tmp`` out of git).
+INDEX_DIR = ".dvc/tmp/cmf-orchestrate/environments"
 
 _lock = threading.Lock()
-_snapshot: dict[str, tuple[str, str]] = {}
+_described: dict[str, tuple[str, str]] = {}
+_MD5 = re.compile(r"[0-9a-f]{32}\Z")
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
 @dataclass(frozen=True)
@@ -31,32 +45,113 @@ class EnvironmentFile:
     md5: str
 
 
-def _describe() -> tuple[str, str]:
-    with _lock:
-        if "this" not in _snapshot:
-            seen: dict[str, str] = {}
-            for dist in importlib.metadata.distributions():
-                name = dist.metadata["Name"]
-                if name and name.lower() not in seen:
-                    seen[name.lower()] = f"{name}=={dist.version}"
-            lines = [
-                f"# python {platform.python_version()} ({sys.implementation.name}) on {sys.platform}",
-                *sorted(seen.values(), key=str.lower),
-            ]
-            text = "\n".join(lines) + "\n"
-            _snapshot["this"] = (text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest())
-        return _snapshot["this"]
+def _interpreter() -> str:
+    return f"# python {platform.python_version()} ({sys.implementation.name}) on {sys.platform}"
+
+
+def fingerprint() -> str:
+    """A cheap fingerprint of the environment: one directory listing per ``sys.path`` entry.
+
+    Only the metadata entries count (``name-version.dist-info`` and the like), in
+    ``sys.path`` order, so a script directory or working directory holding no
+    distribution does not change it.
+    """
+    digest = hashlib.md5(_interpreter().encode(), usedforsecurity=False)
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as listing:
+                names = sorted(e.name for e in listing if e.name.lower().endswith(_METADATA_SUFFIXES))
+        except NotADirectoryError:
+            # A zip or egg file on sys.path: its name and stat stand for its contents.
+            try:
+                st = os.stat(entry)
+            except OSError:
+                continue
+            names = [f"{os.path.basename(entry)}:{st.st_size}:{st.st_mtime_ns}"]
+        except OSError:
+            continue
+        if names:
+            digest.update(("\0" + "\n".join(names)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _name_and_version(dist: object) -> tuple[str | None, str | None]:
+    # Only the header of METADATA is needed; parsing the whole file as email (what
+    # ``dist.metadata`` does, once for the name and again for the version) is the slow part.
+    read_text = getattr(dist, "read_text", None)
+    text = None
+    if read_text is not None:
+        text = read_text("METADATA") or read_text("PKG-INFO")
+    if text is None:
+        meta = dist.metadata  # type: ignore[attr-defined]
+        return meta["Name"], meta["Version"]
+    name = version = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the body (long description) starts after the first blank line
+        key, _, value = line.partition(":")
+        if key.lower() == "name" and name is None:
+            name = value.lstrip(" \t").rstrip("\r\n")
+        elif key.lower() == "version" and version is None:
+            version = value.lstrip(" \t").rstrip("\r\n")
+        if name is not None and version is not None:
+            break
+    return name, version
+
+
+def describe() -> str:
+    """The environment file's text: the interpreter, then ``name==version`` of each distribution."""
+    import importlib.metadata
+
+    seen: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name, version = _name_and_version(dist)
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={version}"
+    lines = [_interpreter(), *sorted(seen.values(), key=str.lower)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_once(full: Path, text: str) -> None:
+    if full.exists():
+        return
+    full.parent.mkdir(parents=True, exist_ok=True)
+    # Threads and processes may write it at the same moment: each through its own file.
+    tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, full)
 
 
 def environment_file(root: Path) -> EnvironmentFile:
-    """Write (once) and describe the environment file under the project root."""
-    text, md5 = _describe()
+    """Write (once) and describe the environment file under the project root.
+
+    The description is remembered by :func:`fingerprint` in the project (when it has a
+    ``.dvc`` directory) and in this process, so a known environment costs a listing of
+    the ``sys.path`` directories and two small file reads.
+    """
+    root = Path(root)
+    key = fingerprint()
+    index = root / INDEX_DIR / key
+    remembered = None
+    with suppress(OSError, UnicodeDecodeError):
+        remembered = index.read_text(encoding="ascii").strip()
+    if remembered is not None and _MD5.match(remembered):
+        rel = f"{ENV_DIR}/python_env_{remembered}.txt"
+        if (root / rel).is_file():
+            return EnvironmentFile(rel, remembered)
+    with _lock:
+        if key not in _described:
+            text = describe()
+            _described[key] = (text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest())
+        text, md5 = _described[key]
     rel = f"{ENV_DIR}/python_env_{md5}.txt"
-    full = Path(root) / rel
-    if not full.exists():
-        full.parent.mkdir(parents=True, exist_ok=True)
-        # Threads and processes may write it at the same moment: each through its own file.
-        tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, full)
+    _write_once(root / rel, text)
+    if (root / ".dvc").is_dir():
+        try:
+            index.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index.with_name(f".{key}.{uuid.uuid4().hex}.tmp")
+            tmp.write_text(md5 + "\n", encoding="ascii")
+            os.replace(tmp, index)
+        except OSError:
+            pass  # only a cache: the next process describes the environment again
     return EnvironmentFile(rel, md5)
