@@ -193,13 +193,13 @@ class CmfQuery:
         return self.store.artifacts_by_id(_unique(e.artifact_id for e in events))
 
     def get_artifacts_for_execution(self, execution_id: int) -> dict[EventType, list[ArtifactRecord]]:
-        """An execution's artifacts by direction."""
+        """An execution's artifacts by direction (``DECLARED_OUTPUT``: declared, not written by it)."""
         events = self.store.events_of_executions([int(execution_id)])
         by_id = {a.id: a for a in self.store.artifacts_by_id(_unique(e.artifact_id for e in events))}
         result: dict[EventType, list[ArtifactRecord]] = {EventType.INPUT: [], EventType.OUTPUT: []}
         for event in events:
             if event.artifact_id in by_id:
-                result[event.type].append(by_id[event.artifact_id])
+                result.setdefault(event.type, []).append(by_id[event.artifact_id])
         return result
 
     # -- artifacts ----------------------------------------------------------------------------------------

@@ -207,6 +207,10 @@ class TaskRun:
         self._step_metrics: dict[str, list[dict[str, Any]]] = {}
         self.inputs: list[ArtifactRecord] = []
         self.outputs: list[ArtifactRecord] = []
+        #: Declared outputs this attempt did not write (recorded as DECLARED_OUTPUT, not produced).
+        self.declared_outputs: list[ArtifactRecord] = []
+        # On the file system's own clock, which stamps the outputs' mtimes.
+        self.started_ns = versioner.clock_ns()
         self.closed = False
 
     def __repr__(self) -> str:
@@ -255,7 +259,12 @@ class TaskRun:
             )
             self.execution = execution
             for record, (_, event) in zip(records, artifacts, strict=True):
-                (self.inputs if event is EventType.INPUT else self.outputs).append(record)
+                if event is EventType.INPUT:
+                    self.inputs.append(record)
+                elif event is EventType.DECLARED_OUTPUT:
+                    self.declared_outputs.append(record)
+                else:
+                    self.outputs.append(record)
             return records
 
     def _ensure_open(self, what: str) -> None:
@@ -288,8 +297,15 @@ class TaskRun:
             outputs: The outputs to record (default: the declared ones).
             state: COMPLETE, or CACHED for an attempt the orchestrator answered from its cache.
 
+        A declared output not written during the attempt (its mtime is before the attempt
+        started) is recorded as ``DECLARED_OUTPUT``, never as produced, with a warning; with
+        ``strict_outputs`` the attempt fails instead. A CACHED attempt writes nothing by
+        definition, so the rule does not apply to it.
+
         Raises:
             ArtifactNotFoundError: A declared output is missing; the execution is then FAILED.
+            ArtifactError: ``strict_outputs`` is set and a declared output was not written
+                during the attempt; the execution is then FAILED.
             InvalidArgumentError: ``state`` is neither COMPLETE nor CACHED.
         """
         self._ensure_open("complete")
@@ -298,9 +314,10 @@ class TaskRun:
         specs = self.info.outputs if outputs is None else outputs
         try:
             hashes = self._drafts.hash_all(specs, "output(s)")
-            drafts = [
-                (self._draft(s, h, EventType.OUTPUT), EventType.OUTPUT) for s, h in zip(specs, hashes, strict=True)
-            ]
+            events = (
+                self._output_events(hashes) if state is ExecutionState.COMPLETE else [EventType.OUTPUT] * len(hashes)
+            )
+            drafts = [(self._draft(s, h, e), e) for s, h, e in zip(specs, hashes, events, strict=True)]
             drafts.extend(self._pending_step_metrics())
         except CmfError as exc:
             self.fail(exc)
@@ -308,6 +325,40 @@ class TaskRun:
         self._write(drafts, state, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit})
         self._close()
         return self.execution
+
+    def _output_events(self, hashes: Sequence[ContentHash]) -> list[EventType]:
+        """OUTPUT for each output written during this attempt, DECLARED_OUTPUT for one left from before.
+
+        Raises:
+            ArtifactError: ``strict_outputs`` is set and some output was not written during the attempt.
+        """
+        events: list[EventType] = []
+        stale: list[str] = []
+        started = _ns_iso(self.started_ns)
+        for content in hashes:
+            if content.mtime_ns is None or content.mtime_ns >= self.started_ns:
+                events.append(EventType.OUTPUT)
+                continue
+            events.append(EventType.DECLARED_OUTPUT)
+            stale.append(f"{content.path!r} (last modified {_ns_iso(content.mtime_ns)})")
+            if not self.settings.strict_outputs:
+                logger.warning(
+                    "declared output %r of %s was not written by this attempt: last modified %s, before the "
+                    "attempt started at %s; recorded as DECLARED_OUTPUT, not as produced (task code must write "
+                    "its outputs under the project root %s)",
+                    content.path,
+                    self.stage.name,
+                    _ns_iso(content.mtime_ns),
+                    started,
+                    self.versioner.root,
+                )
+        if stale and self.settings.strict_outputs:
+            raise ArtifactError(
+                f"declared output(s) of {self.stage.name!r} not written by this attempt (strict_outputs): "
+                f"{', '.join(stale)}, before the attempt started at {started}; task code must write them "
+                f"under the project root {str(self.versioner.root)!r}"
+            )
+        return events
 
     def fail(self, error: BaseException, reason: str | None = None) -> ExecutionRecord:
         """Mark the execution FAILED with the error's type and message."""
@@ -367,6 +418,12 @@ class TaskRun:
         self._ensure_open(what)
         check_reserved(spec.custom_properties, f"{what} custom_properties")
         content = self._hash_one(spec.path)
+        if direction is EventType.OUTPUT:
+            try:
+                [direction] = self._output_events([content])
+            except CmfError as exc:
+                self.fail(exc)
+                raise
         [record] = self._write([(self._draft(spec, content, direction), direction)])
         return record
 
@@ -491,6 +548,11 @@ def _event(event: str) -> EventType:
     if value == "output":
         return EventType.OUTPUT
     raise InvalidArgumentError(f"event must be 'input' or 'output', got {event!r}")
+
+
+def _ns_iso(ns: int) -> str:
+    """A file system time (ns since the epoch) in ISO 8601, UTC."""
+    return pendulum.from_timestamp(ns / 1e9, tz="UTC").isoformat()
 
 
 def _safe_name(name: str) -> str:

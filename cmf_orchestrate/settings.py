@@ -54,6 +54,9 @@ class CmfSettings:
         neo4j_user: Neo4j user name.
         neo4j_password: Neo4j password; never shown.
         pipeline: Pipeline name overriding the orchestrator's (DAG id, flow name).
+        strict_outputs: Fail an attempt whose declared output was not written during it
+            (its mtime is before the attempt started). Off: such an output is recorded
+            as ``DECLARED_OUTPUT``, never as produced, with a warning.
     """
 
     store: str = "mlmd"
@@ -63,11 +66,13 @@ class CmfSettings:
     neo4j_user: str | None = None
     neo4j_password: str | None = field(default=None, repr=False)
     pipeline: str | None = None
+    strict_outputs: bool = False
 
     def __post_init__(self) -> None:
         root = Path(self.project_root).expanduser().resolve()
         object.__setattr__(self, "project_root", root)
         object.__setattr__(self, "graph", _as_bool("graph", self.graph))
+        object.__setattr__(self, "strict_outputs", _as_bool("strict_outputs", self.strict_outputs))
         # Validate now so that a malformed URL fails where it was configured.
         self.location  # noqa: B018
 
@@ -92,7 +97,7 @@ class CmfSettings:
         return (
             f"CmfSettings(store={self.location.redacted!r}, project_root={str(self.project_root)!r}, "
             f"graph={self.graph!r}, neo4j_uri={self.neo4j_uri!r}, neo4j_user={self.neo4j_user!r}"
-            f"{password}, pipeline={self.pipeline!r})"
+            f"{password}, pipeline={self.pipeline!r}, strict_outputs={self.strict_outputs!r})"
         )
 
     @classmethod
@@ -104,7 +109,7 @@ class CmfSettings:
         """Settings from the project config file, then the environment, then ``overrides``.
 
         Environment variables: ``CMF_STORE``, ``CMF_PROJECT_ROOT``, ``CMF_GRAPH``,
-        ``CMF_PIPELINE`` and the seed's ``NEO4J_URI``, ``NEO4J_USER_NAME``, ``NEO4J_PASSWD``.
+        ``CMF_PIPELINE``, ``CMF_STRICT_OUTPUTS`` and the seed's ``NEO4J_URI``, ``NEO4J_USER_NAME``, ``NEO4J_PASSWD``.
         A keyword set to ``None`` is ignored. ``graph`` defaults to on when a Neo4j URI is
         configured and ``CMF_GRAPH`` says nothing.
 
@@ -120,6 +125,7 @@ class CmfSettings:
             "CMF_STORE": "store",
             "CMF_GRAPH": "graph",
             "CMF_PIPELINE": "pipeline",
+            "CMF_STRICT_OUTPUTS": "strict_outputs",
             "NEO4J_URI": "neo4j_uri",
             "NEO4J_USER_NAME": "neo4j_user",
             "NEO4J_PASSWD": "neo4j_password",
@@ -164,4 +170,6 @@ def read_project_config(root: Path) -> dict[str, Any]:
         values["neo4j_user"] = str(graph["user"])
     if "pipeline" in data:
         values["pipeline"] = str(data["pipeline"])
+    if "strict_outputs" in data:
+        values["strict_outputs"] = data["strict_outputs"]
     return values
