@@ -4,11 +4,15 @@ Prefect emits ``prefect.asset.materialization.*`` events for the downstream asse
 the task run's :class:`~prefect.context.AssetContext` when the attempt ends. Declared
 paths may be templated, so the assets are only known at call time: they are added to
 the running task's asset context here instead of being fixed at decoration time.
+
+A project file is the asset ``cmf://<path relative to the project root>``, the key an
+Airflow task gives the same file (:mod:`cmf_orchestrate._assetkey`); a step-metrics file
+is one asset over runs, whatever run uuid its name carries.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +21,7 @@ from typing import Any
 from prefect.assets import Asset
 from prefect.context import AssetContext
 
+from cmf_orchestrate import _assetkey
 from cmf_orchestrate.records import ArtifactKind, ArtifactRecord
 
 logger = logging.getLogger(__name__)
@@ -24,24 +29,15 @@ logger = logging.getLogger(__name__)
 #: Recorded as the tool that materialized the assets.
 MATERIALIZED_BY = "cmf-orchestrate"
 
-_MAX_KEY = 512
-# Characters Prefect refuses in an asset key (prefect.types.names.RESTRICTED_ASSET_CHARACTERS).
-_RESTRICTED = frozenset("\n\r\t\0 #?&%\"'<>[]{}|\\^`")
-
 
 def asset_key(path: str | Path, root: Path) -> str:
-    """The asset key of an artifact: its location as a ``file://`` URI.
-
-    Characters Prefect does not accept in a key are replaced by ``_``; an over-long key
-    keeps its end and gains a short hash of the full location.
-    """
-    location = (root / path).resolve().as_posix()
-    cleaned = "".join("_" if ch in _RESTRICTED else ch for ch in location)
-    key = f"file://{cleaned}"
-    if len(key) > _MAX_KEY:
-        digest = hashlib.sha1(location.encode(), usedforsecurity=False).hexdigest()[:12]
-        key = f"file://{digest}/...{cleaned[-(_MAX_KEY - 32) :]}"
-    return key
+    """The asset key of the project file ``path`` (relative, or absolute under ``root``)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        # Outside the project it stays absolute: the core refuses to record it anyway.
+        with contextlib.suppress(ValueError):
+            candidate = candidate.resolve().relative_to(root.resolve())
+    return _assetkey.asset_key(candidate.as_posix())
 
 
 def _context() -> AssetContext | None:
@@ -81,7 +77,7 @@ def describe(outputs: Iterable[ArtifactRecord], root: Path, facts: Mapping[str, 
         return
     known = {asset.key for asset in ctx.downstream_assets}
     for record in outputs:
-        if record.kind == ArtifactKind.ENVIRONMENT.value or not (root / record.path).exists():
+        if record.kind == ArtifactKind.ENVIRONMENT or not (root / record.path).exists():
             continue
         key = asset_key(record.path, root)
         if key not in known:

@@ -27,3 +27,9 @@ def take_stores(scope: str) -> list[CmfSettings]:
     """The stores noted for flow run ``scope``, forgetting them."""
     with _lock:
         return list(_stores.pop(scope, {}).values())
+
+
+def has_stores(scope: str) -> bool:
+    """Whether a task of flow run ``scope`` recorded anything in this process."""
+    with _lock:
+        return bool(_stores.get(scope))

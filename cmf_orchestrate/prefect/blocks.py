@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
+from cmf_orchestrate._links import LOGO_URL, documentation_url
 from cmf_orchestrate.errors import ConfigError
 from cmf_orchestrate.settings import CmfSettings
 
@@ -28,7 +29,8 @@ class CmfConfig(Block):
 
     Attributes:
         store: MLMD store: a path relative to the project root, ``sqlite:///path``,
-            ``postgresql://user@host:port/db`` or ``mysql://user@host:port/db``.
+            ``postgresql://user@host:port/db`` or ``mysql://user@host:port/db``. A URL
+            holding a password is refused: the password belongs in ``store_password``.
         store_password: Password of a PostgreSQL or MySQL store, kept secret and
             merged into ``store`` only in memory.
         project_root: Root of the project (its DVC repository and relative paths).
@@ -49,8 +51,13 @@ class CmfConfig(Block):
         ```
     """
 
+    # Validation errors never echo a value: a store URL may hold a password by mistake.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     _block_type_name: ClassVar[str] = "CMF Config"
     _block_type_slug: ClassVar[str] = "cmf-config"
+    _logo_url: ClassVar[HttpUrl | None] = HttpUrl(LOGO_URL)
+    _documentation_url: ClassVar[HttpUrl | None] = HttpUrl(documentation_url())
     _description: ClassVar[str] = (
         "Where cmf-orchestrate records the lineage of Prefect task runs: the ML Metadata store, "
         "the project (DVC) root and the optional Neo4j graph."
@@ -78,6 +85,16 @@ def train(): ...
     neo4j_user: str | None = Field(default=None, description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
     pipeline: str | None = Field(default=None, description="Pipeline name replacing the flow name.")
+
+    @field_validator("store")
+    @classmethod
+    def _no_password_in_store(cls, value: str | None) -> str | None:
+        if value and "://" in value and urlsplit(value).password:
+            raise ValueError(
+                "store holds a password; put it in the secret field store_password and keep only "
+                "the user in the URL (postgresql://user@host:port/db)"
+            )
+        return value
 
     def to_settings(self, environ: dict[str, str] | None = None) -> CmfSettings:
         """The core settings this block describes, completed from the environment.

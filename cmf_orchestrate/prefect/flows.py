@@ -3,7 +3,9 @@
 ``@cmf_flow`` is :func:`prefect.flow` plus two CMF options: a pipeline name and a
 config that the flow's ``@cmf_task`` tasks use unless they set their own. Any flow
 running a recorded task, ``@flow`` included, publishes at its end a markdown artifact
-listing the executions recorded in that flow run.
+listing the executions recorded in that flow run. A run of a plain ``@flow`` in which
+no ``@cmf_task`` ran gets no hook of ours: the summary hook is there only for the runs
+that recorded something (:class:`~cmf_orchestrate.prefect._compat.ConditionalHooks`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from prefect.context import FlowRunContext
 
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
 from cmf_orchestrate.prefect import _ledger, _summary
+from cmf_orchestrate.prefect._compat import with_conditional_hook
 from cmf_orchestrate.prefect._config import ConfigSource, settings_from, validate_source
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, State
+
+    from cmf_orchestrate.settings import CmfSettings
 
 __all__ = ["FlowDefaults", "cmf_flow", "flow_defaults", "publish_summary"]
 
@@ -93,7 +98,9 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
             snapshots = _readback.executions_of_flow_run(settings, scope)
             if not snapshots:
                 continue
-            markdown = _summary.render(flow_run.name, scope, settings.location.redacted, snapshots)
+            markdown = _summary.render(
+                flow_run.name, scope, settings.location.redacted, snapshots, store_argument=_store_argument(settings)
+            )
             pipeline = snapshots[0].pipeline.name
             _readback.publish_markdown(
                 key=_summary.artifact_key(pipeline),
@@ -106,17 +113,41 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
             logger.exception("CMF summary of flow run %s could not be published", flow_run.name)
 
 
+def _summary_wanted(flow: Flow[Any, Any]) -> Callable[[], bool]:
+    """Whether the running flow run has a summary to publish (see :func:`install_summary`)."""
+
+    def wanted() -> bool:
+        ctx = FlowRunContext.get()
+        if ctx is None or ctx.flow_run is None:
+            return False
+        if _ledger.has_stores(str(ctx.flow_run.id)):
+            return True
+        defaults = flow_defaults(flow)
+        return defaults is not None and defaults.config is not None
+
+    return wanted
+
+
+def _store_argument(settings: CmfSettings) -> str:
+    """The store as the command line takes it: a SQLite path, or a server URL without password."""
+    location = settings.location
+    if location.backend == "sqlite":
+        return str(location.path)
+    user = f"{location.user}@" if location.user else ""
+    return f"{location.backend}://{user}{location.host}:{location.port}/{location.database}"
+
+
 def install_summary(flow: Flow[Any, Any]) -> None:
-    """Add :func:`publish_summary` to the hooks of every final state of ``flow`` (once)."""
+    """Make :func:`publish_summary` a hook of every final state of ``flow`` (once).
+
+    The hook runs only for the flow runs that have something to summarise: a recorded
+    task ran in this process, or the flow names a store (``@cmf_flow(config=...)``).
+    """
+    wanted = _summary_wanted(flow)
     with _hooks_lock:
-        for hooks in (
-            flow.on_completion_hooks,
-            flow.on_failure_hooks,
-            flow.on_crashed_hooks,
-            flow.on_cancellation_hooks,
-        ):
-            if publish_summary not in hooks:
-                hooks.append(publish_summary)
+        for attribute in ("on_completion_hooks", "on_failure_hooks", "on_crashed_hooks", "on_cancellation_hooks"):
+            hooks = getattr(flow, attribute)
+            setattr(flow, attribute, with_conditional_hook(hooks, publish_summary, wanted))
 
 
 def _build(

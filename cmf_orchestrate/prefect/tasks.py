@@ -27,7 +27,7 @@ from cmf_orchestrate.artifacts import ArtifactSpec
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
 from cmf_orchestrate.prefect import _assets, _context, _ledger
-from cmf_orchestrate.prefect._compat import keep_task_key
+from cmf_orchestrate.prefect._compat import keep_task_key, with_conditional_hook
 from cmf_orchestrate.prefect._config import ConfigSource, asettings_from, settings_from, validate_source
 from cmf_orchestrate.prefect.flows import flow_defaults, install_summary
 from cmf_orchestrate.run import TaskRun, record_cached, task_run
@@ -148,12 +148,21 @@ def _wrap(recording: _Recording) -> Callable[..., Any]:
     return wrapper
 
 
+def _answered_from_cache() -> bool:
+    """Whether the running task run was answered from Prefect's cache (its state is ``Cached``)."""
+    ctx = TaskRunContext.get()
+    state = ctx.task_run.state if ctx is not None else None
+    return state is not None and state.name == "Cached"
+
+
 def _cache_hit_hook(recording: _Recording) -> Callable[[Any, Any, Any], None]:
     """An ``on_completion`` hook recording a Prefect cache hit as one CACHED execution.
 
     Prefect answers a cache hit without calling the function, so the wrapper never
     runs; the hook sees the ``Cached`` state and records the attempt from the task run
-    context. Recording a cache hit never fails the task run.
+    context. It is in the task's hooks only while a task run is answered from the cache
+    (:func:`_answered_from_cache`), so no other run logs it. Recording a cache hit never
+    fails the task run.
     """
 
     def record_cache_hit(task: Any, task_run: Any, state: Any) -> None:
@@ -215,9 +224,10 @@ def _build(
     )
     wrapper = _wrap(recording)
     keep_task_key(wrapper, fn)
-    hooks = task_kwargs.get("on_completion") or []
-    task_kwargs = {**task_kwargs, "on_completion": [*hooks, _cache_hit_hook(recording)]}
     created = prefect_task(**task_kwargs)(wrapper)
+    created.on_completion_hooks = with_conditional_hook(
+        created.on_completion_hooks, _cache_hit_hook(recording), _answered_from_cache
+    )
     keep_task_key(created, fn)
     return cast("Task[P, R]", created)
 

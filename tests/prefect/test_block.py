@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect_testlib import Project
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from cmf_orchestrate import CmfQuery, CmfSettings, ConfigError, ExecutionState
+from cmf_orchestrate._links import LOGO_URL, documentation_url
 from cmf_orchestrate.prefect import CmfConfig, cmf_flow, cmf_task
 
 
@@ -32,6 +34,25 @@ def test_block_register_cli_finds_the_block_through_the_module() -> None:
     with get_client(sync_client=True) as client:
         block_type = client.read_block_type_by_slug("cmf-config")
     assert block_type.name == "CMF Config"
+    # Shown in the UI's block catalogue, as Prefect's integrations do.
+    assert str(block_type.logo_url) == LOGO_URL
+    assert str(block_type.documentation_url) == documentation_url()
+
+
+def test_a_password_inside_store_is_refused_and_never_echoed() -> None:
+    secret = "Blk-pw-5e0c1d7a-never-shown"
+
+    with pytest.raises(ValidationError) as caught:
+        CmfConfig(store=f"postgresql://cmf:{secret}@db:5432/cmf")
+    assert "store_password" in str(caught.value)
+    # What reaches a log or a ConfigError (str and repr of the error) never holds it.
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+
+    # The supported form: the user in the URL, the password in the secret field.
+    block = CmfConfig(store="postgresql://cmf@db:5432/cmf", store_password=SecretStr(secret))
+    assert secret not in repr(block) and secret not in str(block.model_dump())
+    settings = block.to_settings(environ={})
+    assert settings.location.password == secret and secret not in repr(settings)
 
 
 def test_tasks_and_flows_record_where_the_block_says(project: Project, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import datetime
 import inspect
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -118,9 +119,24 @@ def test_asset_keys_are_valid_for_any_path(tmp_path: Path) -> None:
     from cmf_orchestrate.prefect._assets import asset_key
 
     odd = asset_key("data/100% raw #1 [v2].csv", tmp_path)
+    accented = asset_key("données/été.csv", tmp_path)
     long = asset_key("d/" + "x" * 600 + ".csv", tmp_path)
 
-    assert odd.startswith("file://") and odd.endswith("data/100__raw__1__v2_.csv")
-    assert Asset(key=odd).key == odd
+    assert odd.startswith("cmf://data/100__raw__1__v2_.csv~") and Asset(key=odd).key == odd
+    assert accented.isascii() and Asset(key=accented).key == accented
+    assert odd != asset_key("data/100_ raw _1 _v2_.csv", tmp_path)  # cleaned alike, still two keys
     assert len(long) <= 512 and Asset(key=long).key == long
-    assert asset_key("data/a.csv", tmp_path) == f"file://{(tmp_path / 'data/a.csv').resolve().as_posix()}"
+
+
+def test_one_asset_key_for_a_file_in_airflow_and_prefect(tmp_path: Path) -> None:
+    from cmf_orchestrate._assetkey import asset_key as shared_key
+    from cmf_orchestrate.prefect._assets import asset_key
+
+    # Relative or absolute under the project root: the key is the project-relative path.
+    assert asset_key("data/a.csv", tmp_path) == "cmf://data/a.csv"
+    assert asset_key(tmp_path / "data" / "a.csv", tmp_path) == "cmf://data/a.csv"
+    assert asset_key("./data//a.csv", tmp_path) == shared_key("data/a.csv") == "cmf://data/a.csv"
+    # A step-metrics file carries its execution's uuid; every run is a version of one asset.
+    first = asset_key(f"cmf_artifacts/metrics/training-{uuid.uuid4()}.parquet", tmp_path)
+    second = asset_key(f"cmf_artifacts/metrics/training-{uuid.uuid4()}.parquet", tmp_path)
+    assert first == second == "cmf://cmf_artifacts/metrics/training.parquet"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -64,9 +66,23 @@ def test_get_started_flow_end_to_end(project: Project) -> None:
         return next((a.data for a in found if a.key == "cmf-get-started"), None)
 
     markdown = wait_for(summary)
+    Path(os.environ.get("CMF_SUMMARY_OUT", os.devnull)).write_text(markdown)
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
     for record in runs:
-        assert f"| {record.execution.id} |" in markdown
-    assert model.md5 in markdown and "COMPLETE" in markdown
+        assert "✅ COMPLETE" in rows[str(record.execution.id)]
+    # Short paths and md5s; the environment file once, above the table, not in every row.
+    train_row = rows[str(by_stage["train"].execution.id)]
+    assert f"`model/v1/rf.pkl` {model.md5[:8]}" in train_row and model.md5 not in markdown
+    assert ".cmf-orchestrate/environments" not in markdown and "Python environment `" in markdown
+    # Metric values, the store and the command that shows the lineage.
+    assert f"oob_score={train_metrics.custom_properties['oob_score']:.4g}" in train_row
+    assert f"accuracy={scores['accuracy']:.4g}" in rows[str(by_stage["evaluate"].execution.id)]
+    assert f"Metadata store `sqlite:///{project.root / 'mlmd'}`" in markdown
+    assert f"cmf-orchestrate lineage model/v1/rf.pkl --store {project.root / 'mlmd'}" in markdown
 
     # Outputs are announced as asset materializations, with md5 and MLMD ids as metadata.
     key = asset_key("model/v1/rf.pkl", project.root)
