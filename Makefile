@@ -3,8 +3,11 @@
 # same pyproject.toml and uv.lock: .venv-airflow and .venv-prefect.
 
 PYTHON ?= python3.11
+# The Prefect environment runs on Python 3.12, the Airflow one on $(PYTHON).
+PYTHON_PREFECT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
 UV := $(PYTHON) -m uv
-SYNC := $(UV) sync --frozen --python $(PYTHON) --extra dev --extra examples
+# Installed with bytecode, as pip installs a wheel: first runs then cost what users see.
+SYNC := $(UV) sync --frozen --compile-bytecode --group dev --extra examples --extra postgresql --extra mysql
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GLOG_minloglevel := 2
@@ -22,20 +25,23 @@ uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 
 .venv-airflow/.synced: pyproject.toml uv.lock | uv
-	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --extra airflow
+	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --python $(PYTHON) --extra airflow
 	@touch $@
 
 .venv-prefect/.synced: pyproject.toml uv.lock | uv
-	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --extra prefect
+	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --python $(PYTHON_PREFECT) --extra prefect
 	@touch $@
 
 venvs: .venv-airflow/.synced .venv-prefect/.synced
 
-# CMF's own library, to check that it reads our stores. Its pinned dependencies conflict
-# with current Airflow and Prefect, so it is unpacked beside the environments, not into them.
+# The compatibility oracle: ml-metadata and CMF's own library (cmflib), which open the
+# stores we write and write stores we open. They pin what Airflow and Prefect cannot
+# have (attrs<24, Python <3.12), so they live in an environment of their own.
 CMFLIB_VERSION := 0.1.0
-.cache/cmflib/.installed: | uv
-	$(UV) pip install --quiet --no-deps --python $(PYTHON) --target .cache/cmflib cmflib==$(CMFLIB_VERSION)
+.venv-compat/.synced: tests/compat/requirements.txt | uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-compat
+	$(UV) pip install --quiet --python .venv-compat/bin/python -r tests/compat/requirements.txt
+	$(UV) pip install --quiet --python .venv-compat/bin/python --no-deps cmflib==$(CMFLIB_VERSION)
 	@touch $@
 
 # Neo4j's own Cypher front end, to lint every statement the graph writer sends.
@@ -44,7 +50,7 @@ tools/cypher-lint/node_modules/.installed: tools/cypher-lint/package-lock.json
 		npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the Cypher lint test will be skipped"; fi
 
-test: venvs .cache/cmflib/.installed tools/cypher-lint/node_modules/.installed
+test: venvs .venv-compat/.synced tools/cypher-lint/node_modules/.installed
 	@status=0; \
 	$(MAKE) --no-print-directory test-airflow || status=1; \
 	$(MAKE) --no-print-directory test-prefect || status=1; \
@@ -68,4 +74,4 @@ lint: venvs
 	.venv-prefect/bin/mypy --exclude cmf_orchestrate/airflow
 
 clean:
-	rm -rf .venv-airflow .venv-prefect demo-project lineage.html .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv-airflow .venv-prefect .venv-compat demo-project lineage.html .pytest_cache .mypy_cache .ruff_cache

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cmf_orchestrate.errors import ConfigError
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+#: Seconds a statement (or SQLite's wait for the write lock) may take before the store is
+#: reported unavailable, and seconds to establish a connection.
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+_OPTIONS = ("timeout", "connect_timeout")
 _SCHEMES = {
     "sqlite": "sqlite",
     "postgresql": "postgresql",
@@ -29,6 +34,8 @@ class StoreLocation:
     database: str = ""
     user: str = ""
     password: str = field(default="", repr=False)
+    timeout: float = DEFAULT_TIMEOUT_S
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
 
     @property
     def redacted(self) -> str:
@@ -72,6 +79,7 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
         port = parts.port
     except ValueError as exc:
         raise ConfigError(f"store: malformed URL {_mask(text)!r}: {exc}") from exc
+    options = _options(parts.query, text)
     scheme = parts.scheme.split("+", 1)[0].lower()
     backend = _SCHEMES.get(scheme)
     if backend is None:
@@ -86,7 +94,7 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
             raise ConfigError(f"store: sqlite URL has no file path: {text!r}")
         # sqlite:///relative/file and sqlite:////absolute/file, as in SQLAlchemy.
         path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
-        return StoreLocation("sqlite", path=(root / path).resolve())
+        return StoreLocation("sqlite", path=(root / path).resolve(), **options)
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not database or "/" in database:
         raise ConfigError(f"store: {backend} URL needs a host and a database name: {_mask(text)!r}")
@@ -97,7 +105,24 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
         database=database,
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
+        **options,
     )
+
+
+def _options(query: str, text: str) -> dict[str, float]:
+    """The URL's query options (``?timeout=30&connect_timeout=10``), in seconds."""
+    options: dict[str, float] = {}
+    for key, raw in parse_qsl(query, keep_blank_values=True):
+        if key not in _OPTIONS:
+            raise ConfigError(f"store: unknown option {key!r} in {_mask(text)!r} (known: {', '.join(_OPTIONS)})")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 86400:
+            raise ConfigError(f"store: option {key} must be a number of seconds, got {raw!r} in {_mask(text)!r}")
+        options[key] = value
+    return options
 
 
 def _mask(text: str) -> str:

@@ -153,7 +153,7 @@ class GraphSource(Protocol):
     def store_id(self) -> str:
         """Stable identity of the store."""
 
-    def execution_ids(self, filter_query: str | None = None) -> list[int]:
+    def execution_ids(self) -> list[int]:
         """Every execution id, ascending."""
 
     def unsynced_execution_ids(self) -> list[int]:

@@ -27,9 +27,7 @@ from cmf_orchestrate.store import (
     PIPELINE_CONTEXT_TYPE,
     STAGE_CONTEXT_TYPE,
     MetadataStore,
-    fact_filter,
     open_store,
-    quote,
 )
 
 __all__ = ["CmfQuery", "LineageEdge", "LineageGraph", "LineageNode"]
@@ -212,14 +210,14 @@ class CmfQuery:
         """
         if not isinstance(ref, str) or not ref:
             raise InvalidArgumentError(f"artifact reference must be a non-empty string, got {ref!r}")
-        found = self.store.artifacts(f"name = '{quote(ref)}'")
+        found = self.store.artifacts(name=ref)
         if found:
             return found
         found = self.store.artifacts_by_uri(ref)
         if found:
             return found
         path = ref[2:] if ref.startswith("./") else ref
-        found = self.store.artifacts(f"properties.url.string_value = '{quote(path)}'")
+        found = self.store.artifacts(url=path)
         if found:
             latest = max(found, key=lambda a: (a.create_time_ms, a.id))
             return [a for a in found if a.uri == latest.uri]
@@ -246,7 +244,7 @@ class CmfQuery:
             if found:
                 return found[0]
         if len(text) >= 6 and all(c in "0123456789abcdef." for c in text.lower()):
-            matches = self.store.artifacts(f"uri LIKE '{quote(text.lower())}%'")
+            matches = self.store.artifacts(uri_prefix=text.lower())
             uris = {a.uri for a in matches}
             if len(uris) > 1:
                 raise InvalidArgumentError(f"md5 prefix {text!r} is ambiguous: {', '.join(sorted(uris)[:5])}")
@@ -270,25 +268,23 @@ class CmfQuery:
         Raises:
             InvalidArgumentError: An unknown state.
         """
-        clauses = []
-        if stage:
-            full = stage if "/" in stage or not pipeline else f"{pipeline}/{stage}"
-            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name = '{quote(full)}'")
-        elif pipeline:
-            # MLMD cannot filter on type properties here; the stage names carry the pipeline.
-            clauses.append(f"contexts_s.type = '{STAGE_CONTEXT_TYPE}' AND contexts_s.name LIKE '{quote(pipeline)}/%'")
         if state:
             from cmf_orchestrate.records import ExecutionState
 
             names = {s.value for s in ExecutionState}
             if state.upper() not in names:
                 raise InvalidArgumentError(f"unknown state {state!r} (one of {', '.join(sorted(names))})")
-            clauses.append(f"last_known_state = {state.upper()}")
-        if since_ms is not None:
-            clauses.append(f"create_time_since_epoch >= {int(since_ms)}")
-        found = self.store.executions(" AND ".join(clauses) or None, limit=limit, newest_first=newest_first)
-        if pipeline and not stage:
-            found = [e for e in found if e.pipeline == pipeline]  # LIKE treats _ and % as wildcards
+        full = None
+        if stage:
+            full = stage if "/" in stage or not pipeline else f"{pipeline}/{stage}"
+        found = self.store.executions(
+            stage=full,
+            pipeline=None if full else pipeline,
+            state=state.upper() if state else None,
+            since_ms=since_ms,
+            limit=limit,
+            newest_first=newest_first,
+        )
         return found
 
     def get_executions_by_fact(self, fact: str, value: str | int) -> list[ExecutionSnapshot]:
@@ -301,7 +297,7 @@ class CmfQuery:
 
         if fact not in RESERVED_FACTS:
             raise InvalidArgumentError(f"unknown fact {fact!r} (one of {', '.join(sorted(RESERVED_FACTS))})")
-        found = self.store.execution_ids(fact_filter(fact, value))
+        found = self.store.execution_ids(fact=(fact, value))
         return list(self.store.execution_snapshots(found))
 
     def get_artifact(self, ref: str) -> ArtifactRecord:

@@ -68,7 +68,7 @@ def reconcile(
         StoreUnavailableError: The metadata store cannot be reached.
     """
     store = open_store(settings.location)
-    running = store.executions("last_known_state = RUNNING")
+    running = store.executions(state="RUNNING")
     host = socket.gethostname()
     now = pendulum.now("UTC")
     abandoned: list[int] = []

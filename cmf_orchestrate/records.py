@@ -7,6 +7,7 @@ rest of the code and the public read API speak in these small frozen dataclasses
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,22 @@ __all__ = [
     "Value",
 ]
 
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+
+    class StrEnum(str, enum.Enum):
+        """Python 3.11's StrEnum: members are their string values."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+
 #: A property value as stored: MLMD keeps strings, integers and floats.
 Value = str | int | float
 
 
-class ArtifactKind(enum.StrEnum):
+class ArtifactKind(StrEnum):
     """The CMF artifact types; the value is the MLMD type name."""
 
     DATASET = "Dataset"
@@ -38,7 +50,7 @@ class ArtifactKind(enum.StrEnum):
     ENVIRONMENT = "Environment"
 
 
-class ExecutionState(enum.StrEnum):
+class ExecutionState(StrEnum):
     """Execution states, named as in ML Metadata."""
 
     UNKNOWN = "UNKNOWN"
@@ -50,7 +62,7 @@ class ExecutionState(enum.StrEnum):
     CANCELED = "CANCELED"
 
 
-class EventType(enum.StrEnum):
+class EventType(StrEnum):
     """Direction of an artifact relative to an execution."""
 
     INPUT = "INPUT"

@@ -49,7 +49,7 @@ from cmf_orchestrate.records import (
     ExecutionState,
 )
 from cmf_orchestrate.settings import CmfSettings
-from cmf_orchestrate.store import ArtifactDraft, MetadataStore, fact_filter, open_store
+from cmf_orchestrate.store import ArtifactDraft, MetadataStore, open_store
 from cmf_orchestrate.versioning import ContentHash, Versioner, versioner_for
 
 __all__ = [
@@ -631,8 +631,10 @@ def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInf
         return  # a first attempt has no predecessor to reconcile
     from cmf_orchestrate.reconcile import mark_abandoned
 
-    query = f"last_known_state = RUNNING AND {fact_filter('task_run_id', str(task_run_id))}"
-    for execution in store.executions_in_context(stage.id, query):
+    running = store.executions_in_context(
+        stage.id, state=ExecutionState.RUNNING, fact=("task_run_id", str(task_run_id))
+    )
+    for execution in running:
         mark_abandoned(store, execution, "a later attempt of the same task run started")
 
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import tomllib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from cmf_orchestrate._storeurl import StoreLocation, parse_store_url
 from cmf_orchestrate.errors import ConfigError

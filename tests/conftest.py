@@ -50,40 +50,41 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def _admin(backend: str, sql: str) -> None:
+    if backend == "postgresql":
+        cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", "postgres", "-qc", sql]
+    else:
+        cmd = ["mariadb", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER, "-e", sql]
+    subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+
+
+def _create_database(backend: str, name: str) -> None:
+    _admin(backend, f'CREATE DATABASE "{name}"' if backend == "postgresql" else f"CREATE DATABASE `{name}`")
+
+
 def _drop_database(backend: str, name: str) -> None:
     if backend == "postgresql":
-        cmd = [
-            "psql",
-            "-h",
-            PG_HOST,
-            "-p",
-            str(PG_PORT),
-            "-U",
-            PG_USER,
-            "-d",
-            "postgres",
-            "-qc",
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        ]
+        _admin(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        cmd = ["mariadb", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER, "-e", f"DROP DATABASE IF EXISTS `{name}`"]
-    subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+        _admin(backend, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database URL (MLMD creates the database), dropped afterwards."""
+    """A fresh, empty PostgreSQL database's URL, dropped afterwards."""
     require_server("PostgreSQL", PG_HOST, PG_PORT)
     name = f"cmf_test_{uuid.uuid4().hex[:10]}"
+    _create_database("postgresql", name)
     yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     _drop_database("postgresql", name)
 
 
 @pytest.fixture
 def mysql_url() -> Iterator[str]:
-    """A fresh MariaDB/MySQL database URL (MLMD creates the database), dropped afterwards."""
+    """A fresh, empty MariaDB/MySQL database's URL, dropped afterwards."""
     require_server("MariaDB", MY_HOST, MY_PORT)
     name = f"cmf_test_{uuid.uuid4().hex[:10]}"
+    _create_database("mysql", name)
     yield f"mysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{name}"
     _drop_database("mysql", name)
 

@@ -16,7 +16,6 @@ from cmf_orchestrate.cli._lookup import (
     fmt_ms,
     iso_ms,
     parse_since,
-    quote,
     to_ms,
 )
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
@@ -52,12 +51,13 @@ def execution_dict(execution: ExecutionRecord, stages: dict[int, ContextRecord])
             "stage": stage_short(stage.name, execution.pipeline) if stage else execution.type,
             "parameters": execution.parameters,
             "facts": {k[4:]: v for k, v in execution.custom_properties.items() if k.startswith("cmf.")},
+            "create_time": iso_ms(execution.create_time_ms),
             "run": run_facts(execution),
             "error": execution_error(execution),
-            "create_time": iso_ms(execution.create_time_ms),
         }
     )
     return data
+
 
 def run_facts(execution: ExecutionRecord) -> dict[str, Any]:
     """The orchestrator run an execution belongs to: a DAG run or a flow run (empty for the seed API)."""
@@ -97,7 +97,6 @@ def artifact_path(artifact: ArtifactRecord) -> str:
     return artifact.path
 
 
-
 def artifact_dict(artifact: ArtifactRecord) -> dict[str, Any]:
     """An artifact as printed by ``--json``."""
     data = artifact.to_dict()
@@ -113,14 +112,8 @@ def _pipeline(store: MetadataStore, name: str) -> ContextRecord:
     return found
 
 
-def _in_contexts(ids: list[int]) -> str:
-    if not ids:
-        return "contexts_a.id = -1"
-    return f"contexts_a.id IN ({', '.join(str(i) for i in ids)})"
-
-
 def _executions_in(store: MetadataStore, context_ids: list[int]) -> list[ExecutionRecord]:
-    return store.executions(_in_contexts(context_ids)) if context_ids else []
+    return store.executions(context_ids=context_ids) if context_ids else []
 
 
 # --------------------------------------------------------------------------- pipelines / stages
@@ -148,7 +141,6 @@ def pipelines_cmd() -> None:
                 "_last": last,
             }
         )
-        fit={"last run": "time"},
     if state().json_mode:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
@@ -156,6 +148,7 @@ def pipelines_cmd() -> None:
         "Pipelines",
         ("pipeline", "id", "stages", "executions", "failed", "last run"),
         [(r["name"], r["id"], r["stages"], r["executions"], r["failed"], fmt_ms(r["_last"])) for r in rows],
+        fit={"last run": "time"},
     )
 
 
@@ -186,7 +179,6 @@ def stages_cmd(pipeline: str) -> None:
     if state().json_mode:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
-        fit={"last run": "time"},
     emit_table(
         f"Stages of {parent.name}",
         ("stage", "id", "executions", "last state", "last execution", "last run"),
@@ -194,6 +186,7 @@ def stages_cmd(pipeline: str) -> None:
             (r["name"], r["id"], r["executions"], r["last_state"], r["last_execution"], fmt_ms(r["_last_ms"]))
             for r in rows
         ],
+        fit={"last run": "time"},
     )
 
 
@@ -223,8 +216,7 @@ def executions_cmd(
 ) -> None:
     """List executions, newest first."""
     store = state().store()
-    clauses: list[str] = []
-    # Filters on execution *type* properties match nothing in ML Metadata's SQL; contexts do.
+    context_ids: list[int] | None = None
     if stage:
         full = stage if "/" in stage or not pipeline else f"{pipeline}/{stage}"
         found = store.context(STAGE_TYPE, full)
@@ -237,15 +229,17 @@ def executions_cmd(
             raise ArtifactNotFoundError(
                 f"no stage named {stage!r}" + (f" in pipeline {pipeline!r}" if pipeline else "")
             )
-        clauses.append(_in_contexts([c.id for c in candidates]))
+        context_ids = [c.id for c in candidates]
     elif pipeline:
-        clauses.append(_in_contexts([c.id for c in store.children(_pipeline(store, pipeline).id)]))
-    if state_:
-        clauses.append(f"last_known_state = {state_.upper()}")
-    if since:
-        clauses.append(f"create_time_since_epoch >= {to_ms(parse_since(since))}")
+        context_ids = [c.id for c in store.children(_pipeline(store, pipeline).id)]
     # Newest first, limited by the store itself rather than after loading everything.
-    executions = store.executions(" AND ".join(clauses) or None, limit=limit, newest_first=True)
+    executions = store.executions(
+        context_ids=context_ids,
+        state=state_.upper() if state_ else None,
+        since_ms=to_ms(parse_since(since)) if since else None,
+        limit=limit,
+        newest_first=True,
+    )
     stages = stages_by_id(store, executions)
     if state().json_mode:
         emit_json([execution_dict(e, stages) for e in executions])
@@ -263,13 +257,13 @@ def executions_cmd(
                 fmt_duration(e.fact("start_time"), e.fact("end_time")),
                 run_label(e),
                 execution_error(e) or "",
-        fit={"pipeline": "end", "stage": "end", "started": "time", "run": "end", "error": "end"},
             )
         )
     emit_table(
         "Executions",
         ("id", "pipeline", "stage", "state", "started", "duration", "run", "error"),
         rows,
+        fit={"pipeline": "end", "stage": "end", "started": "time", "run": "end", "error": "end"},
     )
 
 
@@ -295,7 +289,7 @@ def artifacts_cmd(type_: str | None, pattern: str | None, pipeline: str | None) 
         if type_:
             artifacts = [a for a in artifacts if a.kind.lower() == type_.lower()]
     elif type_:
-        artifacts = store.artifacts(f"type = {quote(_type_name(store, type_))}")
+        artifacts = store.artifacts(type_name=_type_name(store, type_))
     else:
         artifacts = store.artifacts()
     if pattern:
@@ -365,14 +359,14 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
         return
     summary = {
         "id": execution.id,
-        "run": run_label(execution),
-        "error": execution_error(execution),
         "name": execution.name,
         "pipeline": data["pipeline"],
         "stage": data["stage"],
         "state": execution.state.value,
         "uuid": execution.uuid,
         "command": execution.properties.get("Execution", ""),
+        "run": run_label(execution),
+        "error": execution_error(execution),
         "created": fmt_ms(execution.create_time_ms),
         "updated": fmt_ms(execution.update_time_ms),
         "duration": fmt_duration(execution.fact("start_time"), execution.fact("end_time")),
@@ -402,7 +396,7 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
     consumers = [
         executions[ev.execution_id] for ev in events if ev.type is EventType.INPUT and ev.execution_id in executions
     ]
-    versions = [a for a in store.artifacts(f"name LIKE {quote(artifact.path + ':%')}") if a.path == artifact.path]
+    versions = [a for a in store.artifacts(name_prefix=artifact.path + ":") if a.path == artifact.path]
     versions.sort(key=lambda a: (a.create_time_ms, a.id), reverse=True)
     if state().json_mode:
         data = artifact_dict(artifact)
@@ -428,22 +422,22 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
         stage_ctx = stages.get(e.stage_id)
         stage = stage_short(stage_ctx.name, e.pipeline) if stage_ctx else e.type
         return (role, e.id, e.pipeline, stage, e.state.value, fmt_ms(e.create_time_ms))
-        fit={"started": "time"},
 
     emit_table(
         "Executions",
         ("role", "id", "pipeline", "stage", "state", "started"),
         [row("produced by", e) for e in producers] + [row("consumed by", e) for e in consumers],
         section=True,
+        fit={"started": "time"},
     )
     if len(versions) > 1:
         emit_table(
             f"Versions of {artifact.path}",
-            fit={"md5": "hash", "created": "time"},
             ("id", "md5", "created", ""),
             [
                 (f"artifact:{a.id}", a.md5, fmt_ms(a.create_time_ms), "(this one)" if a.id == artifact.id else "")
                 for a in versions
             ],
             section=True,
+            fit={"md5": "hash", "created": "time"},
         )

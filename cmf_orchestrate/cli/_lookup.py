@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
@@ -23,11 +23,6 @@ _UNIT_WORDS = {
     **{w: "weeks" for w in ("w", "wk", "wks", "week", "weeks")},
 }
 _SINCE_HELP = "a date (2024-05-01, 2024-05-01T10:00), a duration ago (30m, 2h, 1d, 1w) or today/yesterday"
-
-
-def quote(text: str) -> str:
-    """Quote a string for an MLMD filter query."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def newest(artifacts: list[ArtifactRecord]) -> ArtifactRecord:
@@ -54,7 +49,7 @@ def find_artifact(store: MetadataStore, text: str) -> ArtifactRecord:
         if found:
             return found[0]
         raise ArtifactNotFoundError(f"no artifact with id {text[9:]} in the store")
-    by_name = store.artifacts(f"name = {quote(text)}")
+    by_name = store.artifacts(name=text)
     if by_name:
         return newest(by_name)
     if _MD5.match(text):
@@ -62,17 +57,17 @@ def find_artifact(store: MetadataStore, text: str) -> ArtifactRecord:
         if by_uri:
             return newest(by_uri)
     path = text[2:] if text.startswith("./") else text
-    by_path = [a for a in store.artifacts(f"name LIKE {quote(path + ':%')}") if a.path == path]
+    by_path = [a for a in store.artifacts(name_prefix=path + ":") if a.path == path]
     if by_path:
         return newest(by_path)
     if ":" in path:
         head, _, prefix = path.rpartition(":")
         if _MD5_PREFIX.match(prefix):
-            matches = [a for a in store.artifacts(f"name LIKE {quote(head + ':' + prefix + '%')}") if a.path == head]
+            matches = [a for a in store.artifacts(name_prefix=head + ":" + prefix) if a.path == head]
             if matches:
                 return _unique_prefix(matches, prefix)
     if _MD5_PREFIX.match(text):
-        matches = store.artifacts(f"uri LIKE {quote(text + '%')}")
+        matches = store.artifacts(uri_prefix=text)
         if matches:
             return _unique_prefix(matches, text)
     raise ArtifactNotFoundError(f"no artifact matches {text!r} (give a recorded path, an md5 or a name)")
@@ -100,7 +95,7 @@ def find_execution(store: MetadataStore, text: str) -> ExecutionRecord:
             return found
         raise ArtifactNotFoundError(f"no execution with id {raw} in the store")
     # cmf-orchestrate names executions "<stage>:<uuid>"; others (imported) are found by a scan.
-    for candidate in store.executions(f"name LIKE {quote('%:' + raw)}") or store.executions():
+    for candidate in store.executions(name_suffix=":" + raw) or store.executions():
         if candidate.uuid == raw:
             return candidate
     raise ArtifactNotFoundError(f"no execution {text!r} in the store")
@@ -116,7 +111,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     Raises:
         InvalidArgumentError: The text is none of these.
     """
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     text = text.strip()
     lowered = text.lower()
     if lowered in ("now", "today", "yesterday"):
@@ -150,14 +145,14 @@ def fmt_ms(ms: int | None) -> str:
     """A store timestamp (ms since the epoch) as local ``YYYY-MM-DD HH:MM:SS``."""
     if not ms:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def iso_ms(ms: int | None) -> str | None:
     """A store timestamp as ISO 8601 UTC (for JSON)."""
     if not ms:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def fmt_duration(start_iso: object, end_iso: object) -> str:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cmf_orchestrate import CmfQuery, CmfSettings, Dataset, EventType, ExecutionState, RunInfo, cmf, task_run
-from cmf_orchestrate.store import open_store
+from cmf_orchestrate.store._engine import database_for
 
 
 def _worker(args: tuple[str, str, int, int]) -> int:
@@ -75,27 +75,29 @@ def _forked_child(store: str, root: str, queue: multiprocessing.queues.Queue[int
     with task_run(RunInfo("cmf", "forked", "child", outputs=[Dataset("child.txt")]), settings) as run:
         Path("child.txt").write_text("from the child\n")
     queue.put(run.execution_id)
-    queue.put(id(open_store(settings.location)._mlmd()))
+    queue.put(id(database_for(settings.location).engine))
 
 
-def test_a_forked_child_records_through_its_own_connection(project: Path) -> None:
+def test_a_forked_child_records_through_its_own_connection(store_url: str, project: Path) -> None:
     # The parent has the store open; a child forked from it (Airflow's LocalExecutor and
-    # multiprocessing do that) must not write through the parent's connection.
-    settings = CmfSettings(store="mlmd")
+    # multiprocessing do that) must neither write through the parent's connections nor
+    # close them when it exits: the parent's next write goes through its pooled connection.
+    settings = CmfSettings(store=store_url)
     with task_run(RunInfo("cmf", "forked", "parent"), settings) as parent:
         pass
-    parent_connection = id(open_store(settings.location)._mlmd())
+    parent_engine = id(database_for(settings.location).engine)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_forked_child, args=("mlmd", str(project), queue))
+    child = context.Process(target=_forked_child, args=(store_url, str(project), queue))
     child.start()
     child.join(60)
     assert child.exitcode == 0
-    child_id, child_connection = queue.get(timeout=5), queue.get(timeout=5)
-    assert child_connection != parent_connection
+    child_id, child_engine = queue.get(timeout=5), queue.get(timeout=5)
+    assert child_engine != parent_engine
     with task_run(RunInfo("cmf", "forked", "parent"), settings) as again:
         pass
-    states = {e.id: e.state for e in CmfQuery("mlmd").store.executions()}
+    assert id(database_for(settings.location).engine) == parent_engine
+    states = {e.id: e.state for e in CmfQuery(store_url).store.executions()}
     assert states == {
         parent.execution_id: ExecutionState.COMPLETE,
         child_id: ExecutionState.COMPLETE,

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from mlmd_oracle import oracle_python
 from test_seed_api import _run_pipeline
-
-CMFLIB = Path(__file__).resolve().parents[2] / ".cache" / "cmflib"
 
 READER = """
 import json, sys
@@ -33,20 +30,16 @@ print(json.dumps(out))
 
 
 def test_cmflib_reads_our_store(project: Path) -> None:
-    if not (CMFLIB / "cmflib" / "cmfquery.py").is_file():
-        message = f"cmflib is not unpacked in {CMFLIB} (`make test` does it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    python = oracle_python()
     writer = _run_pipeline("mlmd")
     from cmf_orchestrate import CmfQuery
 
     ours = CmfQuery("mlmd")
     model = ours.get_artifact("model/rf.pkl")
     raw = ours.get_artifact("data/raw.csv")
-    env = {**os.environ, "PYTHONPATH": str(CMFLIB), "CMF_LOG_FILE": str(project / "cmflib.log")}
+    env = {**os.environ, "CMF_LOG_FILE": str(project / "cmflib.log")}
     result = subprocess.run(
-        [sys.executable, "-c", READER, model.name, raw.name],
+        [str(python), "-c", READER, model.name, raw.name],
         check=False,
         cwd=project,
         env=env,

@@ -62,7 +62,7 @@ def test_password_is_never_shown() -> None:
 
 def test_unreachable_store_is_a_clear_error_without_the_password() -> None:
     location = parse_store_url("postgresql://u:hunter2@127.0.0.1:1/db")
-    with pytest.raises(StoreUnavailableError, match="cannot open the metadata store") as info:
+    with pytest.raises(StoreUnavailableError, match=r"the metadata store .* is unavailable") as info:
         MetadataStore(location)
     assert "hunter2" not in str(info.value)
 

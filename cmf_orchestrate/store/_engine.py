@@ -1,0 +1,263 @@
+"""Connections: one SQLAlchemy engine per process and store, transactions and their retries.
+
+- SQLite runs in WAL mode with a busy timeout; every write transaction starts with
+  ``BEGIN IMMEDIATE``, so writers queue for the lock instead of failing half-way.
+- PostgreSQL (pg8000) and MySQL (PyMySQL) connections carry socket timeouts, so a frozen
+  server gives :class:`StoreUnavailableError` in bounded time; pools pre-ping, so a
+  restarted server is reconnected to.
+- A forked child never touches its parent's connections: its engines are dropped without
+  closing them (``dispose(close=False)``) and it opens its own.
+- Transient conflicts (SQLite busy, serialization failures, deadlocks, lost connections)
+  retry the whole transaction with jittered backoff, then raise one clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event, exc
+
+from cmf_orchestrate._storeurl import StoreLocation
+from cmf_orchestrate.errors import StoreError, StoreUnavailableError
+
+__all__ = ["Database", "database_for"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_ATTEMPTS = 12
+_BACKOFF_S = 0.01
+_BACKOFF_CAP_S = 0.5
+
+# SQLSTATEs / error numbers worth retrying: the transaction lost a race, not a logic error.
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}
+_MY_TRANSIENT = {1205, 1213}
+_MY_REFUSED = {1044, 1045, 1049}  # access denied, wrong password, unknown database
+_MY_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
+_PG_UNREACHABLE_CODES = {"28P01", "28000", "3D000", "57P01", "57P02", "57P03"}
+_SQLITE_TRANSIENT = ("database is locked", "database is busy", "database table is locked")
+
+_DRIVERS = {"postgresql": ("pg8000", "postgresql"), "mysql": ("pymysql", "mysql")}
+
+
+class Database:
+    """One store's engine in this process, with transactions that retry transient failures."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self.backend = location.backend
+        self.engine = _create_engine(location)
+
+    def dispose_inherited(self) -> None:
+        """Forget connections inherited through fork without closing the parent's sockets."""
+        self.engine.dispose(close=False)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def connect(self, *, write: bool) -> Iterator[Connection]:
+        """A connection in a transaction (``BEGIN IMMEDIATE`` for SQLite writes), committed on exit."""
+        with self.engine.connect() as conn:
+            if self.backend == "sqlite":
+                conn.execution_options(cmf_begin="BEGIN IMMEDIATE" if write else "BEGIN")
+            with conn.begin():
+                yield conn
+
+    def transact(self, what: str, fn: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run ``fn`` in one transaction; retry it whole on a transient failure.
+
+        Raises:
+            StoreUnavailableError: The store cannot be reached (after retries for a lost connection).
+            StoreError: The store refused the work; nothing of it was written.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self.connect(write=write) as conn:
+                    return fn(conn)
+            except exc.DBAPIError as error:
+                kind = self.classify(error)
+                if kind == "transient" and attempt < _ATTEMPTS - 1:
+                    _sleep(attempt)
+                    continue
+                if kind == "disconnect" and attempt == 0:
+                    _sleep(attempt)
+                    continue
+                raise self.translate(what, error) from None
+            except exc.SQLAlchemyError as error:
+                raise StoreError(f"{what} failed on {self.location.redacted}: {self._message(error)}") from None
+        raise StoreError(f"{what}: gave up after {_ATTEMPTS} conflicting attempts on {self.location.redacted}")
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def classify(self, error: exc.DBAPIError) -> str:
+        """``transient``, ``disconnect``, ``unreachable`` or ``error``."""
+        orig = error.orig
+        if self.backend == "sqlite":
+            text = str(orig)
+            if any(marker in text for marker in _SQLITE_TRANSIENT):
+                return "transient"
+            return "unreachable" if "unable to open database file" in text else "error"
+        if self.backend == "postgresql":
+            code = _pg_code(orig)
+            kind = "transient" if code in _PG_TRANSIENT else "unreachable" if code in _PG_UNREACHABLE_CODES else ""
+        else:
+            number = _my_code(orig)
+            kind = "transient" if number in _MY_TRANSIENT else "unreachable" if number in _MY_REFUSED else ""
+            if number in _MY_UNREACHABLE:
+                kind = kind or "disconnect"
+        if not kind and (error.connection_invalidated or _is_network(orig)):
+            kind = "disconnect"
+        return kind or "error"
+
+    def translate(self, what: str, error: exc.DBAPIError) -> StoreError:
+        """Our error for a driver error: message scrubbed of the password, parameters left out."""
+        message = self._message(error)
+        if self.classify(error) in {"disconnect", "unreachable"}:
+            return StoreUnavailableError(
+                f"{what}: the metadata store {self.location.redacted} is unavailable: {message}"
+            )
+        return StoreError(f"{what} failed on {self.location.redacted}: {message}")
+
+    def _message(self, error: BaseException) -> str:
+        orig = getattr(error, "orig", None) or error
+        if self.backend == "postgresql" and isinstance(getattr(orig, "args", (None,))[0], dict):
+            fields = orig.args[0]
+            text = f"{fields.get('M', '')} ({fields.get('C', '')})"
+        else:
+            text = str(orig)
+        text = " ".join(text.split())
+        return self.location.scrub(text)[:500]
+
+
+def _sleep(attempt: int) -> None:
+    # Full jitter: concurrent losers of one race do not collide again in lockstep.
+    time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_S * 2**attempt)))  # noqa: S311 - jitter, not security
+
+
+def _pg_code(orig: BaseException | None) -> str:
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], dict):
+        return str(args[0].get("C", ""))
+    return ""
+
+
+def _my_code(orig: BaseException | None) -> int:
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return 0
+
+
+def _is_network(orig: BaseException | None) -> bool:
+    text = str(orig).lower()
+    return isinstance(orig, (OSError, TimeoutError)) or any(
+        marker in text
+        for marker in ("timed out", "timeout", "network error", "connection", "broken pipe", "server closed", "eof")
+    )
+
+
+def _create_engine(location: StoreLocation) -> Engine:
+    common: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": location.backend != "sqlite"}
+    if location.backend == "sqlite":
+        assert location.path is not None
+        location.path.parent.mkdir(parents=True, exist_ok=True)
+        url = URL.create("sqlite+pysqlite", database=str(location.path))
+        engine = create_engine(
+            url,
+            connect_args={"timeout": location.timeout, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=16,
+            **common,
+        )
+        _configure_sqlite(engine, location.timeout)
+        return engine
+    driver, name = _DRIVERS[location.backend]
+    try:
+        __import__(driver)
+    except ImportError as error:
+        raise StoreError(
+            f"the metadata store {location.redacted} needs the {driver} driver: "
+            f'pip install "cmf-orchestrate[{location.backend}]"'
+        ) from error
+    url = URL.create(
+        f"{name}+{driver}",
+        username=location.user or None,
+        password=location.password or None,
+        host=location.host,
+        port=location.port,
+        database=location.database,
+    )
+    if location.backend == "postgresql":
+        connect_args: dict[str, Any] = {"timeout": location.timeout, "application_name": "cmf-orchestrate"}
+    else:
+        connect_args = {
+            "connect_timeout": location.connect_timeout,
+            "read_timeout": location.timeout,
+            "write_timeout": location.timeout,
+            "charset": "utf8mb4",
+        }
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        isolation_level="READ COMMITTED",
+        pool_size=4,
+        max_overflow=8,
+        pool_recycle=1800,
+        pool_timeout=location.timeout,
+        **common,
+    )
+
+
+def _configure_sqlite(engine: Engine, timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is off; transactions begin as we say.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("cmf_begin", "BEGIN"))
+
+
+_databases: dict[tuple[int, str, str, str], Database] = {}
+_lock = threading.Lock()
+
+
+def database_for(location: StoreLocation) -> Database:
+    """This process's :class:`Database` for a location (created on first use)."""
+    key = (os.getpid(), location.identity, location.user, location.password)
+    with _lock:
+        found = _databases.get(key)
+        if found is None:
+            found = _databases[key] = Database(location)
+        return found
+
+
+def _after_fork_in_child() -> None:
+    # The lock may have been held by another thread at fork time: replace it.
+    global _lock  # noqa: PLW0603 - module state that a fork must reset
+    _lock = threading.Lock()
+    inherited = list(_databases.values())
+    _databases.clear()
+    for database in inherited:
+        database.dispose_inherited()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,1194 @@
+"""The metadata store: CMF's ML Metadata schema read and written with SQLAlchemy Core.
+
+Writes that belong together are one transaction: an execution with its state,
+properties, association, artifacts, attributions and events is recorded whole or not
+at all. Shared rows (types, contexts, artifacts, attributions) are deduplicated by the
+backend's own upsert, so concurrent writers never fail on one another. Every value is a
+bound parameter; reads page by id and batch their lookups.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, and_, exists, func, literal, select, tuple_, update
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.sql.elements import ColumnElement
+
+from cmf_orchestrate._storeurl import StoreLocation
+from cmf_orchestrate.errors import StoreError
+from cmf_orchestrate.facts import FACT_PREFIX
+from cmf_orchestrate.records import (
+    ArtifactKind,
+    ArtifactRecord,
+    ContextRecord,
+    EventRecord,
+    EventType,
+    ExecutionRecord,
+    ExecutionSnapshot,
+    ExecutionState,
+    Value,
+)
+from cmf_orchestrate.store import _schema as s
+from cmf_orchestrate.store._bootstrap import ensure_schema
+from cmf_orchestrate.store._engine import Database, database_for
+from cmf_orchestrate.store._values import decode, encode
+
+__all__ = [
+    "ARTIFACT_TYPE_PROPERTIES",
+    "EXECUTION_TYPE_PROPERTIES",
+    "PIPELINE_CONTEXT_TYPE",
+    "STAGE_CONTEXT_TYPE",
+    "ArtifactDraft",
+    "MetadataStore",
+    "open_store",
+]
+
+PIPELINE_CONTEXT_TYPE = "Parent_Context"
+STAGE_CONTEXT_TYPE = "Pipeline_Stage"
+
+
+class _PropertyType:
+    """ML Metadata's ``PropertyType`` values (``TypeProperty.data_type``)."""
+
+    INT = 1
+    DOUBLE = 2
+    STRING = 3
+
+
+_S = _PropertyType.STRING
+_I = _PropertyType.INT
+EXECUTION_TYPE_PROPERTIES: dict[str, int] = {
+    "Execution_uuid": _S,
+    "Context_Type": _S,
+    "Context_ID": _I,
+    "Execution": _S,
+    "Pipeline_Type": _S,
+    "Pipeline_id": _I,
+    "Git_Repo": _S,
+    "Git_Start_Commit": _S,
+    "Git_End_Commit": _S,
+}
+ARTIFACT_TYPE_PROPERTIES: dict[ArtifactKind, dict[str, int]] = {
+    ArtifactKind.DATASET: {"git_repo": _S, "Commit": _S, "url": _S},
+    ArtifactKind.MODEL: {"model_framework": _S, "model_type": _S, "model_name": _S, "Commit": _S, "url": _S},
+    ArtifactKind.METRICS: {"metrics_name": _S},
+    ArtifactKind.STEP_METRICS: {"Commit": _S, "url": _S},
+    ArtifactKind.DATASLICE: {"git_repo": _S, "Commit": _S, "url": _S},
+    ArtifactKind.ENVIRONMENT: {"git_repo": _S, "Commit": _S, "url": _S},
+}
+_STORE_CONTEXT_TYPE = "cmf_orchestrate.Store"
+_CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
+    PIPELINE_CONTEXT_TYPE: {"Pipeline": _S},
+    STAGE_CONTEXT_TYPE: {"Pipeline_Stage": _S},
+    _STORE_CONTEXT_TYPE: {},
+}
+
+# ML Metadata's enum values as stored.
+_STATE_CODES = {
+    ExecutionState.UNKNOWN: 0,
+    ExecutionState.NEW: 1,
+    ExecutionState.RUNNING: 2,
+    ExecutionState.COMPLETE: 3,
+    ExecutionState.FAILED: 4,
+    ExecutionState.CACHED: 5,
+    ExecutionState.CANCELED: 6,
+}
+_CODE_STATES = {v: k for k, v in _STATE_CODES.items()}
+_EVENT_CODES = {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4}
+_CODE_EVENTS = {1: EventType.DECLARED_OUTPUT, 2: EventType.INPUT, 3: EventType.INPUT, 4: EventType.OUTPUT}
+_ARTIFACT_LIVE = 2
+
+_PAGE = 1000
+_CHUNK = 500
+
+_Kind = int  # a TypeKind value
+
+
+@dataclass(frozen=True)
+class ArtifactDraft:
+    """An artifact to record: looked up by (kind, name) and created when absent."""
+
+    kind: ArtifactKind
+    name: str
+    uri: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    custom_properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Type:
+    id: int
+    name: str
+    kind: _Kind
+    properties: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class _NodeTables:
+    node: Table
+    props: Table
+    owner: str
+
+
+_NODES = {
+    s.TypeKind.EXECUTION: _NodeTables(s.EXECUTION, s.EXECUTION_PROPERTY, "execution_id"),
+    s.TypeKind.ARTIFACT: _NodeTables(s.ARTIFACT, s.ARTIFACT_PROPERTY, "artifact_id"),
+    s.TypeKind.CONTEXT: _NodeTables(s.CONTEXT, s.CONTEXT_PROPERTY, "context_id"),
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _kind_name(kind: ArtifactKind | str) -> str:
+    return kind.value if isinstance(kind, ArtifactKind) else str(kind)
+
+
+class MetadataStore:
+    """Typed access to one MLMD store.
+
+    One instance serves a whole process and its threads; connections are pooled per
+    process (a forked child opens its own).
+
+    Raises (on any method):
+        StoreUnavailableError: The store cannot be reached, or timed out.
+        StoreError: The store refused the operation; nothing of it was written.
+    """
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self._lock = threading.Lock()
+        self._types: dict[tuple[_Kind, str], _Type] = {}
+        self._types_by_id: dict[int, _Type] = {}
+        self._contexts: dict[tuple[str, str], ContextRecord] = {}
+        self._linked: set[tuple[int, int]] = set()
+        self._attributed: set[tuple[int, int]] = set()
+        self._store_id: str | None = None
+        ensure_schema(self._db())
+        self._load_types()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> str:
+        """Stable, credential-free name of this store."""
+        return self.location.identity
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql``."""
+        return self.location.backend
+
+    def _db(self) -> Database:
+        return database_for(self.location)
+
+    def _read(self, what: str, fn: Any) -> Any:
+        return self._db().transact(what, fn, write=False)
+
+    def _write(self, what: str, fn: Any) -> Any:
+        return self._db().transact(what, fn, write=True)
+
+    def _insert_ignore(self, table: Table) -> Any:
+        """An INSERT that does nothing where a unique key already holds the row."""
+        if self.backend == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing()
+        if self.backend == "mysql":
+            # A no-op assignment (never VALUES(id), which would renumber the existing row).
+            first = next(iter(table.primary_key.columns))
+            return mysql_dialect.insert(table).on_duplicate_key_update({first.name: first})
+        return sqlite_dialect.insert(table).on_conflict_do_nothing()
+
+    def _upsert_properties(self, table: Table, owner: str) -> Any:
+        values = ("int_value", "double_value", "string_value")
+        if self.backend == "mysql":
+            stmt = mysql_dialect.insert(table)
+            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in values})
+        dialect = pg_dialect if self.backend == "postgresql" else sqlite_dialect
+        stmt = dialect.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=[owner, "name", "is_custom_property"], set_={c: stmt.excluded[c] for c in values}
+        )
+
+    def _property_rows(
+        self, owner: str, owner_id: int, values: Mapping[str, Any], custom: bool, declared: Mapping[str, int]
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for name, given in values.items():
+            # A type property declared STRING holds a string, whatever was given.
+            value = str(given) if not custom and declared.get(name) == _S and not isinstance(given, str) else given
+            column = encode(value, self.backend)
+            rows.append(
+                {
+                    owner: owner_id,
+                    "name": name,
+                    "is_custom_property": custom,
+                    "int_value": column.int_value,
+                    "double_value": column.double_value,
+                    "string_value": column.string_value,
+                }
+            )
+        return rows
+
+    def _put_properties(
+        self,
+        conn: Connection,
+        kind: _Kind,
+        owner_id: int,
+        properties: Mapping[str, Any] | None,
+        custom: Mapping[str, Any] | None,
+        declared: Mapping[str, int],
+        *,
+        new: bool,
+    ) -> None:
+        tables = _NODES[kind]
+        rows = self._property_rows(tables.owner, owner_id, properties or {}, False, declared)
+        rows += self._property_rows(tables.owner, owner_id, custom or {}, True, declared)
+        if not rows:
+            return
+        stmt = tables.props.insert() if new else self._upsert_properties(tables.props, tables.owner)
+        conn.execute(stmt, rows)
+
+    # -- types ----------------------------------------------------------------------------
+
+    def _load_types(self, conn: Connection | None = None) -> None:
+        def load(c: Connection) -> None:
+            props: dict[int, dict[str, int]] = {}
+            for type_id, name, data_type in c.execute(
+                select(s.TYPE_PROPERTY.c.type_id, s.TYPE_PROPERTY.c.name, s.TYPE_PROPERTY.c.data_type)
+            ):
+                props.setdefault(int(type_id), {})[str(name)] = int(data_type or 0)
+            found = [
+                _Type(int(i), str(n), int(k), props.get(int(i), {}))
+                for i, n, k in c.execute(select(s.TYPE.c.id, s.TYPE.c.name, s.TYPE.c.type_kind).order_by(s.TYPE.c.id))
+            ]
+            with self._lock:
+                for t in found:
+                    self._types.setdefault((t.kind, t.name), t)
+                    self._types[(t.kind, t.name)] = min(t, self._types[(t.kind, t.name)], key=lambda x: x.id)
+                    self._types_by_id[t.id] = t
+
+        if conn is not None:
+            load(conn)
+        else:
+            self._read("reading types", load)
+
+    def _type(self, kind: _Kind, name: str, properties: Mapping[str, int]) -> _Type:
+        """The type ``name`` with at least ``properties``, registered (or extended) when needed."""
+        found = self._types.get((kind, name))
+        if found is not None and all(p in found.properties for p in properties):
+            return found
+        self._load_types()
+        found = self._types.get((kind, name))
+        if found is not None and all(p in found.properties for p in properties):
+            return found
+
+        def register(conn: Connection) -> None:
+            # Types have no unique key in ML Metadata's schema: one writer at a time creates them.
+            self._lock_schema(conn)
+            self._load_types(conn)
+            current = self._types.get((kind, name))
+            if current is None:
+                type_id = self._insert_returning_id(conn, s.TYPE, {"name": name, "type_kind": kind})
+                missing = dict(properties)
+            else:
+                type_id = current.id
+                missing = {k: v for k, v in properties.items() if k not in current.properties}
+            if missing:
+                conn.execute(
+                    s.TYPE_PROPERTY.insert(),
+                    [{"type_id": type_id, "name": k, "data_type": v} for k, v in missing.items()],
+                )
+
+        self._write(f"registering type {name!r}", register)
+        self._load_types()
+        return self._types[(kind, name)]
+
+    def _lock_schema(self, conn: Connection) -> None:
+        if self.backend != "sqlite":  # SQLite's write transactions are exclusive already
+            conn.execute(select(s.MLMD_ENV.c.schema_version).with_for_update())
+
+    def _insert_returning_id(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+        if self.backend == "mysql":
+            key = conn.execute(table.insert(), dict(values)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
+        return int(conn.execute(table.insert().returning(table.c.id), dict(values)).scalar_one())
+
+    def execution_type_id(self, name: str) -> int:
+        """Id of the CMF execution type ``name`` (registered when absent)."""
+        return self._type(s.TypeKind.EXECUTION, name, EXECUTION_TYPE_PROPERTIES).id
+
+    def artifact_type_id(self, kind: ArtifactKind) -> int:
+        """Id of a CMF artifact type (registered when absent)."""
+        return self._type(s.TypeKind.ARTIFACT, kind.value, ARTIFACT_TYPE_PROPERTIES[kind]).id
+
+    def _type_name(self, type_id: int) -> str:
+        found = self._types_by_id.get(type_id)
+        if found is None:
+            self._load_types()
+            found = self._types_by_id.get(type_id)
+        return found.name if found is not None else f"type-{type_id}"
+
+    def _known_type_id(self, kind: _Kind, name: str) -> int | None:
+        found = self._types.get((kind, name))
+        if found is None:
+            self._load_types()
+            found = self._types.get((kind, name))
+        return None if found is None else found.id
+
+    # -- reading nodes ----------------------------------------------------------------------
+
+    def _properties_of(
+        self, conn: Connection, kind: _Kind, ids: Sequence[int]
+    ) -> dict[int, tuple[dict[str, Value], dict[str, Value]]]:
+        tables = _NODES[kind]
+        p = tables.props
+        owner = p.c[tables.owner]
+        result: dict[int, tuple[dict[str, Value], dict[str, Value]]] = {i: ({}, {}) for i in ids}
+        for chunk in _chunks(list(ids), _CHUNK):
+            rows = conn.execute(
+                select(
+                    owner,
+                    p.c.name,
+                    p.c.is_custom_property,
+                    p.c.int_value,
+                    p.c.double_value,
+                    p.c.string_value,
+                    p.c.bool_value,
+                ).where(owner.in_(chunk))
+            )
+            for owner_id, name, is_custom, int_v, double_v, string_v, bool_v in rows:
+                result[int(owner_id)][1 if is_custom else 0][str(name)] = decode(int_v, double_v, string_v, bool_v)
+        return result
+
+    def _select_nodes(
+        self,
+        kind: _Kind,
+        where: Sequence[ColumnElement[bool]] = (),
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+        joins: Any = None,
+    ) -> list[Any]:
+        """Records of one node kind matching ``where``: by id, paged, never skipping a row."""
+        node = _NODES[kind].node
+
+        def read(conn: Connection) -> list[Any]:
+            rows: list[Any] = []
+            base: Select[Any] = select(node)
+            if joins is not None:
+                base = joins(base)
+            if where:
+                base = base.where(and_(*where))
+            if limit is not None:
+                order = node.c.id.desc() if newest_first else node.c.id.asc()
+                rows = list(conn.execute(base.order_by(order).limit(limit)).mappings())
+            else:
+                last = 0
+                while True:
+                    page = list(conn.execute(base.where(node.c.id > last).order_by(node.c.id).limit(_PAGE)).mappings())
+                    rows.extend(page)
+                    if len(page) < _PAGE:
+                        break
+                    last = int(page[-1]["id"])
+                if newest_first:
+                    rows.reverse()
+            props = self._properties_of(conn, kind, [int(r["id"]) for r in rows])
+            return [self._record(kind, r, props[int(r["id"])]) for r in rows]
+
+        return list(self._read("reading metadata", read))
+
+    def _record(self, kind: _Kind, row: Any, props: tuple[dict[str, Value], dict[str, Value]]) -> Any:
+        type_name = self._type_name(int(row["type_id"]))
+        if kind == s.TypeKind.EXECUTION:
+            return ExecutionRecord(
+                id=int(row["id"]),
+                name=row["name"] or "",
+                type=type_name,
+                state=_CODE_STATES.get(row["last_known_state"] or 0, ExecutionState.UNKNOWN),
+                properties=props[0],
+                custom_properties=props[1],
+                create_time_ms=int(row["create_time_since_epoch"]),
+                update_time_ms=int(row["last_update_time_since_epoch"]),
+            )
+        if kind == s.TypeKind.ARTIFACT:
+            return ArtifactRecord(
+                id=int(row["id"]),
+                kind=type_name,
+                name=row["name"] or "",
+                uri=row["uri"] or "",
+                properties=props[0],
+                custom_properties=props[1],
+                create_time_ms=int(row["create_time_since_epoch"]),
+            )
+        return ContextRecord(
+            id=int(row["id"]),
+            name=row["name"] or "",
+            type=type_name,
+            properties=props[0],
+            custom_properties=props[1],
+            create_time_ms=int(row["create_time_since_epoch"]),
+            update_time_ms=int(row["last_update_time_since_epoch"]),
+        )
+
+    def _by_ids(self, kind: _Kind, ids: Iterable[int]) -> list[Any]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return []
+        node = _NODES[kind].node
+        found: list[Any] = []
+        for chunk in _chunks(wanted, _CHUNK):
+            found.extend(self._select_nodes(kind, [node.c.id.in_(chunk)]))
+        return found
+
+    # -- contexts -------------------------------------------------------------------------
+
+    def _get_or_create_context(
+        self,
+        type_name: str,
+        name: str,
+        properties: Mapping[str, Any],
+        custom: Mapping[str, Any] | None,
+        parent: ContextRecord | None = None,
+    ) -> ContextRecord:
+        key = (type_name, name)
+        cached = self._contexts.get(key)
+        if cached is not None and not custom and (parent is None or (cached.id, parent.id) in self._linked):
+            return cached
+        ctype = self._type(s.TypeKind.CONTEXT, type_name, _CONTEXT_TYPE_PROPERTIES[type_name])
+        c = s.CONTEXT
+
+        def find(conn: Connection) -> tuple[int | None, bool]:
+            context_id = conn.execute(
+                select(c.c.id).where(c.c.type_id == ctype.id, c.c.name == name)
+            ).scalar_one_or_none()
+            linked = parent is None
+            if context_id is not None and parent is not None:
+                linked = bool(
+                    conn.execute(
+                        select(
+                            exists().where(
+                                s.PARENT_CONTEXT.c.context_id == context_id,
+                                s.PARENT_CONTEXT.c.parent_context_id == parent.id,
+                            )
+                        )
+                    ).scalar()
+                )
+            return context_id, linked
+
+        # A process that finds everything in place writes nothing.
+        context_id, linked = self._read("reading a context", find)
+        if context_id is None or not linked or custom:
+
+            def put(conn: Connection) -> int:
+                now = _now_ms()
+                conn.execute(
+                    self._insert_ignore(c),
+                    {
+                        "type_id": ctype.id,
+                        "name": name,
+                        "create_time_since_epoch": now,
+                        "last_update_time_since_epoch": now,
+                    },
+                )
+                found_id = int(
+                    conn.execute(select(c.c.id).where(c.c.type_id == ctype.id, c.c.name == name)).scalar_one()
+                )
+                rows = self._property_rows("context_id", found_id, properties, False, ctype.properties)
+                if rows:
+                    conn.execute(self._insert_ignore(s.CONTEXT_PROPERTY), rows)
+                if custom:
+                    self._put_properties(conn, s.TypeKind.CONTEXT, found_id, None, custom, ctype.properties, new=False)
+                    conn.execute(update(c).where(c.c.id == found_id).values(last_update_time_since_epoch=now))
+                if parent is not None:
+                    conn.execute(
+                        self._insert_ignore(s.PARENT_CONTEXT), {"context_id": found_id, "parent_context_id": parent.id}
+                    )
+                return found_id
+
+            context_id = int(self._write(f"recording context {name!r}", put))
+        record: ContextRecord = self._by_ids(s.TypeKind.CONTEXT, [context_id])[0]
+        with self._lock:
+            self._contexts[key] = record
+            if parent is not None:
+                self._linked.add((record.id, parent.id))
+        return record
+
+    def pipeline_context(self, name: str, custom_properties: Mapping[str, Any] | None = None) -> ContextRecord:
+        """The ``Parent_Context`` of a pipeline, created when absent."""
+        return self._get_or_create_context(PIPELINE_CONTEXT_TYPE, name, {"Pipeline": name}, custom_properties)
+
+    def stage_context(
+        self, pipeline: ContextRecord, stage: str, custom_properties: Mapping[str, Any] | None = None
+    ) -> ContextRecord:
+        """The ``Pipeline_Stage`` context ``<pipeline>/<stage>``, a child of the pipeline."""
+        full = f"{pipeline.name}/{stage}"
+        return self._get_or_create_context(
+            STAGE_CONTEXT_TYPE, full, {"Pipeline_Stage": full}, custom_properties, pipeline
+        )
+
+    def contexts_of_type(self, type_name: str) -> list[ContextRecord]:
+        """Every context of a type, oldest first."""
+        type_id = self._known_type_id(s.TypeKind.CONTEXT, type_name)
+        if type_id is None:
+            return []
+        return list(self._select_nodes(s.TypeKind.CONTEXT, [s.CONTEXT.c.type_id == type_id]))
+
+    def context(self, type_name: str, name: str) -> ContextRecord | None:
+        """The context of a type by name, or None."""
+        type_id = self._known_type_id(s.TypeKind.CONTEXT, type_name)
+        if type_id is None:
+            return None
+        found = self._select_nodes(s.TypeKind.CONTEXT, [s.CONTEXT.c.type_id == type_id, s.CONTEXT.c.name == name])
+        found = [c for c in found if c.name == name]  # MySQL compares names case-insensitively
+        return found[0] if found else None
+
+    def contexts_by_id(self, ids: Iterable[int]) -> list[ContextRecord]:
+        """Contexts by id."""
+        return list(self._by_ids(s.TypeKind.CONTEXT, ids))
+
+    def children(self, context_id: int) -> list[ContextRecord]:
+        """Child contexts (the stages of a pipeline)."""
+        pc = s.PARENT_CONTEXT
+        child_ids = select(pc.c.context_id).where(pc.c.parent_context_id == int(context_id))
+        return list(self._select_nodes(s.TypeKind.CONTEXT, [s.CONTEXT.c.id.in_(child_ids)]))
+
+    def parents(self, context_id: int) -> list[ContextRecord]:
+        """Parent contexts (the pipeline of a stage)."""
+        pc = s.PARENT_CONTEXT
+        parent_ids = select(pc.c.parent_context_id).where(pc.c.context_id == int(context_id))
+        return list(self._select_nodes(s.TypeKind.CONTEXT, [s.CONTEXT.c.id.in_(parent_ids)]))
+
+    def contexts_of_execution(self, execution_id: int) -> list[ContextRecord]:
+        """Contexts an execution is associated to."""
+        a = s.ASSOCIATION
+        ids = select(a.c.context_id).where(a.c.execution_id == int(execution_id))
+        return list(self._select_nodes(s.TypeKind.CONTEXT, [s.CONTEXT.c.id.in_(ids)]))
+
+    # -- executions -------------------------------------------------------------------------
+
+    def _execution_filters(
+        self,
+        *,
+        state: ExecutionState | str | None = None,
+        fact: tuple[str, Value] | None = None,
+        context_ids: Sequence[int] | None = None,
+        stage: str | None = None,
+        pipeline: str | None = None,
+        since_ms: int | None = None,
+        name_suffix: str | None = None,
+    ) -> list[ColumnElement[bool]]:
+        e = s.EXECUTION
+        where: list[ColumnElement[bool]] = []
+        if state is not None:
+            where.append(e.c.last_known_state == _STATE_CODES[ExecutionState(str(state).upper())])
+        if fact is not None:
+            name, value = fact
+            p = s.EXECUTION_PROPERTY
+            column = encode(value, self.backend)
+            match = (
+                p.c.int_value == column.int_value
+                if column.int_value is not None
+                else p.c.double_value == column.double_value
+                if column.double_value is not None
+                else p.c.string_value == column.string_value
+            )
+            where.append(
+                e.c.id.in_(
+                    select(p.c.execution_id).where(
+                        p.c.name == FACT_PREFIX + name, p.c.is_custom_property == literal(True), match
+                    )
+                )
+            )
+        if context_ids is not None:
+            a = s.ASSOCIATION
+            ids = [int(i) for i in context_ids]
+            where.append(e.c.id.in_(select(a.c.execution_id).where(a.c.context_id.in_(ids))))
+        if stage is not None or pipeline is not None:
+            stage_type = self._known_type_id(s.TypeKind.CONTEXT, STAGE_CONTEXT_TYPE)
+            a, c = s.ASSOCIATION, s.CONTEXT
+            if stage is not None:
+                name_match: ColumnElement[bool] = c.c.name == stage
+            else:
+                name_match = c.c.name.like(_like_prefix(f"{pipeline}/"), escape="\\")
+            stages = select(c.c.id).where(c.c.type_id == (stage_type or -1), name_match)
+            where.append(e.c.id.in_(select(a.c.execution_id).where(a.c.context_id.in_(stages))))
+        if since_ms is not None:
+            where.append(e.c.create_time_since_epoch >= int(since_ms))
+        if name_suffix is not None:
+            where.append(e.c.name.like("%" + _like_escape(name_suffix), escape="\\"))
+        return where
+
+    def executions(
+        self,
+        *,
+        state: ExecutionState | str | None = None,
+        fact: tuple[str, Value] | None = None,
+        context_ids: Sequence[int] | None = None,
+        stage: str | None = None,
+        pipeline: str | None = None,
+        since_ms: int | None = None,
+        name_suffix: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[ExecutionRecord]:
+        """Executions matching every filter given, in order of id.
+
+        Args:
+            state: Only executions in this state.
+            fact: ``(fact, value)``: only executions whose ``cmf.<fact>`` equals ``value``.
+            context_ids: Only executions associated to one of these contexts.
+            stage: Only executions of the stage context of this full name (``<pipeline>/<stage>``).
+            pipeline: Only executions of this pipeline's stages.
+            since_ms: Only executions created at or after this time (ms since the epoch).
+            name_suffix: Only executions whose name ends with this text.
+            limit: At most this many (applied by the store).
+            newest_first: Newest first instead of oldest first.
+        """
+        where = self._execution_filters(
+            state=state,
+            fact=fact,
+            context_ids=context_ids,
+            stage=stage,
+            pipeline=pipeline,
+            since_ms=since_ms,
+            name_suffix=name_suffix,
+        )
+        found: list[ExecutionRecord] = self._select_nodes(
+            s.TypeKind.EXECUTION, where, limit=limit, newest_first=newest_first
+        )
+        if pipeline is not None and stage is None:
+            found = [x for x in found if x.pipeline == pipeline]
+        if name_suffix is not None:
+            found = [x for x in found if x.name.endswith(name_suffix)]
+        return found
+
+    def execution_ids(self, **filters: Any) -> list[int]:
+        """Ids of the executions matching the filters of :meth:`executions`, ascending."""
+        return sorted(e.id for e in self.executions(**filters))
+
+    def executions_by_id(self, ids: Iterable[int]) -> list[ExecutionRecord]:
+        """Executions by id (missing ids are left out)."""
+        return list(self._by_ids(s.TypeKind.EXECUTION, ids))
+
+    def execution(self, execution_id: int) -> ExecutionRecord | None:
+        """One execution by id, or None."""
+        found = self.executions_by_id([execution_id])
+        return found[0] if found else None
+
+    def executions_in_context(
+        self, context_id: int, *, state: ExecutionState | str | None = None, fact: tuple[str, Value] | None = None
+    ) -> list[ExecutionRecord]:
+        """Executions associated to a context, oldest first, optionally by state and fact."""
+        return self.executions(context_ids=[context_id], state=state, fact=fact)
+
+    def unsynced_execution_ids(self) -> list[int]:
+        """Executions whose graph mirror is pending (``cmf.graph_synced`` = 0), ascending."""
+        return self.execution_ids(fact=("graph_synced", 0))
+
+    def set_graph_synced(self, execution_ids: Sequence[int], synced: bool) -> None:
+        """Set ``cmf.graph_synced`` on executions, in one write."""
+        ids = list(execution_ids)
+        if not ids:
+            return
+        p = s.EXECUTION_PROPERTY
+
+        def put(conn: Connection) -> None:
+            present = [
+                int(i) for i in conn.execute(select(s.EXECUTION.c.id).where(s.EXECUTION.c.id.in_(ids))).scalars()
+            ]
+            rows = [
+                row
+                for i in present
+                for row in self._property_rows(
+                    "execution_id", i, {FACT_PREFIX + "graph_synced": 1 if synced else 0}, True, {}
+                )
+            ]
+            if rows:
+                conn.execute(self._upsert_properties(p, "execution_id"), rows)
+
+        self._write("updating executions", put)
+
+    @property
+    def store_id(self) -> str:
+        """Stable identity of this store, kept in the store itself (survives a move or another URL)."""
+        if self._store_id is not None:
+            return self._store_id
+        record = self._get_or_create_context(_STORE_CONTEXT_TYPE, "store", {}, None)
+        value = record.custom_properties.get("store_id")
+        if not value:
+            candidate = str(uuid.uuid4())
+            ctype = self._type(s.TypeKind.CONTEXT, _STORE_CONTEXT_TYPE, {})
+
+            def put(conn: Connection) -> None:
+                # The first writer wins; a racing one keeps the stored value.
+                rows = self._property_rows("context_id", record.id, {"store_id": candidate}, True, ctype.properties)
+                conn.execute(self._insert_ignore(s.CONTEXT_PROPERTY), rows)
+
+            self._write("recording the store identity", put)
+            [fresh] = self.contexts_by_id([record.id])
+            value = fresh.custom_properties.get("store_id", candidate)
+        self._store_id = str(value)
+        return self._store_id
+
+    def update_execution(
+        self,
+        execution_id: int,
+        *,
+        state: ExecutionState | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> ExecutionRecord:
+        """Change an execution's state and properties (no artifacts), in one transaction.
+
+        Raises:
+            StoreError: The execution does not exist or the write failed.
+        """
+        current = self.execution(execution_id)
+        if current is None:
+            raise StoreError(f"execution {execution_id} does not exist in {self.location.redacted}")
+        etype = self._type(s.TypeKind.EXECUTION, current.type, {})
+
+        def put(conn: Connection) -> None:
+            self._touch_execution(conn, execution_id, state)
+            self._put_properties(
+                conn, s.TypeKind.EXECUTION, execution_id, properties, custom_properties, etype.properties, new=False
+            )
+
+        self._write("updating an execution", put)
+        updated = self.execution(execution_id)
+        assert updated is not None
+        return updated
+
+    def _touch_execution(self, conn: Connection, execution_id: int, state: ExecutionState | None) -> None:
+        e = s.EXECUTION
+        values: dict[str, Any] = {"last_update_time_since_epoch": _now_ms()}
+        if state is not None:
+            values["last_known_state"] = _STATE_CODES[state]
+        result = conn.execute(update(e).where(e.c.id == execution_id).values(**values))
+        if result.rowcount != 1:
+            raise StoreError(f"execution {execution_id} does not exist in {self.location.redacted}")
+
+    # -- artifacts and events ---------------------------------------------------------------
+
+    def _resolve_artifacts(self, conn: Connection, drafts: Sequence[ArtifactDraft]) -> list[ArtifactRecord]:
+        """The stored artifacts of drafts, created when absent (deduplicated by type and name)."""
+        a = s.ARTIFACT
+        types = {
+            d.kind: self._type(s.TypeKind.ARTIFACT, d.kind.value, ARTIFACT_TYPE_PROPERTIES[d.kind]) for d in drafts
+        }
+        keys = list(dict.fromkeys((types[d.kind].id, d.name) for d in drafts))
+        # A fixed order of inserts keeps concurrent writers of the same artifacts from deadlocking.
+        by_key = {(types[d.kind].id, d.name): d for d in drafts}
+
+        def lookup(wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+            found: dict[tuple[int, str], int] = {}
+            for chunk in _chunks(wanted, _CHUNK):
+                rows = conn.execute(
+                    select(a.c.id, a.c.type_id, a.c.name).where(tuple_(a.c.type_id, a.c.name).in_(chunk))
+                )
+                for artifact_id, type_id, name in rows:
+                    if (int(type_id), name) in by_key:
+                        found[(int(type_id), name)] = int(artifact_id)
+            return found
+
+        ids = lookup(keys)
+        missing = sorted(k for k in keys if k not in ids)
+        created: set[int] = set()
+        if missing:
+            now = _now_ms()
+            conn.execute(
+                self._insert_ignore(a),
+                [
+                    {
+                        "type_id": type_id,
+                        "name": name,
+                        "uri": by_key[(type_id, name)].uri,
+                        "state": _ARTIFACT_LIVE,
+                        "create_time_since_epoch": now,
+                        "last_update_time_since_epoch": now,
+                    }
+                    for type_id, name in missing
+                ],
+            )
+            fresh = lookup(missing)
+            ids.update(fresh)
+            # Properties go with the rows this transaction created; a racing writer's rows keep theirs.
+            existing = {
+                int(i)
+                for i in conn.execute(
+                    select(s.ARTIFACT_PROPERTY.c.artifact_id).where(
+                        s.ARTIFACT_PROPERTY.c.artifact_id.in_(list(fresh.values()))
+                    )
+                ).scalars()
+            }
+            created = {i for i in fresh.values() if i not in existing}
+            rows = []
+            for key, artifact_id in fresh.items():
+                if artifact_id in created:
+                    draft = by_key[key]
+                    declared = types[draft.kind].properties
+                    rows += self._property_rows("artifact_id", artifact_id, draft.properties, False, declared)
+                    rows += self._property_rows("artifact_id", artifact_id, draft.custom_properties, True, declared)
+            if rows:
+                conn.execute(self._insert_ignore(s.ARTIFACT_PROPERTY), rows)
+        # Custom properties given for an artifact that already existed are merged over its own.
+        merges = []
+        for key, artifact_id in ids.items():
+            draft = by_key[key]
+            if artifact_id not in created and draft.custom_properties:
+                merges += self._property_rows(
+                    "artifact_id", artifact_id, draft.custom_properties, True, types[draft.kind].properties
+                )
+        if merges:
+            conn.execute(self._upsert_properties(s.ARTIFACT_PROPERTY, "artifact_id"), merges)
+        records = self._records_in(conn, s.TypeKind.ARTIFACT, list(ids.values()))
+        by_id = {r.id: r for r in records}
+        return [by_id[ids[(types[d.kind].id, d.name)]] for d in drafts]
+
+    def _records_in(self, conn: Connection, kind: _Kind, ids: Sequence[int]) -> list[Any]:
+        node = _NODES[kind].node
+        rows: list[Any] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), _CHUNK):
+            rows += list(conn.execute(select(node).where(node.c.id.in_(chunk))).mappings())
+        props = self._properties_of(conn, kind, [int(r["id"]) for r in rows])
+        return [self._record(kind, r, props[int(r["id"])]) for r in rows]
+
+    def write_execution(
+        self,
+        *,
+        execution_id: int | None,
+        type_name: str,
+        name: str | None = None,
+        state: ExecutionState,
+        properties: Mapping[str, Any] | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+        stage: ContextRecord,
+        artifacts: Sequence[tuple[ArtifactDraft, EventType]] = (),
+    ) -> tuple[ExecutionRecord, list[ArtifactRecord]]:
+        """Create or update an execution together with artifacts and their events, in one transaction.
+
+        Args:
+            execution_id: The execution to update, or None to create one.
+            type_name: The execution type (registered when absent).
+            name: Unique execution name (for a new execution).
+            state: The execution state to record.
+            properties: CMF type properties to set.
+            custom_properties: Custom properties to set (merged over those recorded).
+            stage: The stage context the execution and artifacts belong to.
+            artifacts: Artifacts to record, each with its event type.
+
+        Returns:
+            The execution as recorded and the artifacts in the order given.
+
+        Raises:
+            StoreError: The store refused the write; nothing of it was recorded.
+        """
+        etype = self._type(s.TypeKind.EXECUTION, type_name, EXECUTION_TYPE_PROPERTIES)
+        drafts = [d for d, _ in artifacts]
+        if artifacts:
+            for kind in {d.kind for d in drafts}:
+                self.artifact_type_id(kind)
+        attributed: list[tuple[int, int]] = []
+
+        def write(conn: Connection) -> tuple[ExecutionRecord, list[ArtifactRecord]]:
+            now = _now_ms()
+            if execution_id is None:
+                exec_id = self._insert_returning_id(
+                    conn,
+                    s.EXECUTION,
+                    {
+                        "type_id": etype.id,
+                        "name": name or None,
+                        "last_known_state": _STATE_CODES[state],
+                        "create_time_since_epoch": now,
+                        "last_update_time_since_epoch": now,
+                    },
+                )
+                conn.execute(s.ASSOCIATION.insert(), {"context_id": stage.id, "execution_id": exec_id})
+            else:
+                exec_id = execution_id
+                self._touch_execution(conn, exec_id, state)
+            self._put_properties(
+                conn,
+                s.TypeKind.EXECUTION,
+                exec_id,
+                properties,
+                custom_properties,
+                etype.properties,
+                new=execution_id is None,
+            )
+            records = self._resolve_artifacts(conn, drafts) if drafts else []
+            if records:
+                pairs = [(stage.id, r.id) for r in records if (stage.id, r.id) not in self._attributed]
+                if pairs:
+                    conn.execute(
+                        self._insert_ignore(s.ATTRIBUTION),
+                        [{"context_id": c, "artifact_id": a} for c, a in dict.fromkeys(pairs)],
+                    )
+                    attributed.extend(pairs)
+                linked: set[tuple[int, int]] = set()
+                if execution_id is not None:
+                    ev = s.EVENT
+                    linked = {
+                        (int(a), int(t))
+                        for a, t in conn.execute(
+                            select(ev.c.artifact_id, ev.c.type).where(ev.c.execution_id == exec_id)
+                        )
+                    }
+                events = []
+                for record, (_, event_type) in zip(records, artifacts, strict=True):
+                    key = (record.id, _EVENT_CODES[event_type])
+                    # Logging the same artifact twice in one direction is one event, not an error.
+                    if key not in linked:
+                        linked.add(key)
+                        events.append(
+                            {
+                                "artifact_id": record.id,
+                                "execution_id": exec_id,
+                                "type": key[1],
+                                "milliseconds_since_epoch": now,
+                            }
+                        )
+                if events:
+                    conn.execute(s.EVENT.insert(), events)
+            [execution] = self._records_in(conn, s.TypeKind.EXECUTION, [exec_id])
+            return execution, records
+
+        result: tuple[ExecutionRecord, list[ArtifactRecord]] = self._write("recording an execution", write)
+        with self._lock:
+            self._attributed.update(attributed)
+        return result
+
+    def artifacts_by_id(self, ids: Iterable[int]) -> list[ArtifactRecord]:
+        """Artifacts by id (missing ids are left out)."""
+        return list(self._by_ids(s.TypeKind.ARTIFACT, ids))
+
+    def artifacts_by_uri(self, uri: str) -> list[ArtifactRecord]:
+        """Artifacts whose uri (md5) is ``uri``."""
+        return self.artifacts(uri=uri)
+
+    def artifact_by_name(self, kind: ArtifactKind | str, name: str) -> ArtifactRecord | None:
+        """An artifact by type and name, or None."""
+        found = self.artifacts(type_name=_kind_name(kind), name=name)
+        return found[0] if found else None
+
+    def artifacts(
+        self,
+        *,
+        type_name: ArtifactKind | str | None = None,
+        name: str | None = None,
+        name_prefix: str | None = None,
+        uri: str | None = None,
+        uri_prefix: str | None = None,
+        url: str | None = None,
+        limit: int | None = None,
+    ) -> list[ArtifactRecord]:
+        """Artifacts matching every filter given, in order of id.
+
+        Args:
+            type_name: Only artifacts of this type (``Dataset``, ``Model``, ...).
+            name: Only the artifact of exactly this name.
+            name_prefix: Only artifacts whose name starts with this text.
+            uri: Only artifacts of exactly this uri (md5).
+            uri_prefix: Only artifacts whose uri starts with this text.
+            url: Only artifacts whose ``url`` property is exactly this path.
+            limit: At most this many.
+        """
+        a = s.ARTIFACT
+        where: list[ColumnElement[bool]] = []
+        if type_name is not None:
+            type_id = self._known_type_id(s.TypeKind.ARTIFACT, _kind_name(type_name))
+            if type_id is None:
+                return []
+            where.append(a.c.type_id == type_id)
+        if name is not None:
+            where.append(a.c.name == name)
+        if name_prefix is not None:
+            where.append(a.c.name.like(_like_prefix(name_prefix), escape="\\"))
+        if uri is not None:
+            where.append(a.c.uri == uri)
+        if uri_prefix is not None:
+            where.append(a.c.uri.like(_like_prefix(uri_prefix), escape="\\"))
+        if url is not None:
+            p = s.ARTIFACT_PROPERTY
+            where.append(
+                a.c.id.in_(
+                    select(p.c.artifact_id).where(
+                        p.c.name == "url", p.c.is_custom_property == literal(False), p.c.string_value == url
+                    )
+                )
+            )
+        found: list[ArtifactRecord] = self._select_nodes(s.TypeKind.ARTIFACT, where, limit=limit)
+        # Exact comparisons again: MySQL's collation compares text case-insensitively.
+        return [
+            x
+            for x in found
+            if (name is None or x.name == name)
+            and (name_prefix is None or x.name.startswith(name_prefix))
+            and (uri is None or x.uri == uri)
+            and (uri_prefix is None or x.uri.startswith(uri_prefix))
+            and (url is None or x.properties.get("url") == url)
+        ]
+
+    def artifacts_of_type(self, kind: ArtifactKind | str) -> list[ArtifactRecord]:
+        """Every artifact of a type."""
+        return self.artifacts(type_name=kind)
+
+    def artifacts_in_context(self, context_id: int) -> list[ArtifactRecord]:
+        """Artifacts attributed to a context."""
+        at = s.ATTRIBUTION
+        ids = select(at.c.artifact_id).where(at.c.context_id == int(context_id))
+        return list(self._select_nodes(s.TypeKind.ARTIFACT, [s.ARTIFACT.c.id.in_(ids)]))
+
+    def _events(self, column: str, ids: Iterable[int]) -> list[EventRecord]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return []
+        ev = s.EVENT
+
+        def read(conn: Connection) -> list[EventRecord]:
+            found: list[EventRecord] = []
+            for chunk in _chunks(wanted, _CHUNK):
+                rows = conn.execute(
+                    select(ev.c.execution_id, ev.c.artifact_id, ev.c.type, ev.c.milliseconds_since_epoch)
+                    .where(ev.c[column].in_(chunk))
+                    .order_by(ev.c.id)
+                )
+                found += [
+                    EventRecord(int(e), int(a), _CODE_EVENTS[int(t)], int(ms or 0))
+                    for e, a, t, ms in rows
+                    if int(t) in _CODE_EVENTS
+                ]
+            return found
+
+        return list(self._read("reading events", read))
+
+    def events_of_executions(self, ids: Iterable[int]) -> list[EventRecord]:
+        """Events of the given executions."""
+        return self._events("execution_id", ids)
+
+    def events_of_artifacts(self, ids: Iterable[int]) -> list[EventRecord]:
+        """Events of the given artifacts."""
+        return self._events("artifact_id", ids)
+
+    def count(self, what: str) -> int:
+        """Number of rows of ``executions``, ``artifacts``, ``contexts`` or ``events``."""
+        table = {"executions": s.EXECUTION, "artifacts": s.ARTIFACT, "contexts": s.CONTEXT, "events": s.EVENT}[what]
+        return int(self._read("counting", lambda conn: conn.execute(select(func.count()).select_from(table)).scalar()))
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def execution_snapshots(self, execution_ids: Sequence[int], chunk: int = 500) -> Iterator[ExecutionSnapshot]:
+        """Snapshots of many executions, read in bulk per chunk of ids (missing ids are left out)."""
+        contexts: dict[int, ContextRecord] = {}
+        # An artifact's producers are written once; a data set read by every run would
+        # otherwise bring all its events back with every chunk.
+        producers: dict[int, set[int]] = {}
+        for ids in _chunks(list(execution_ids), chunk):
+            executions = self.executions_by_id(ids)
+            events = self.events_of_executions(ids)
+            artifacts = {a.id: a for a in self.artifacts_by_id(e.artifact_id for e in events)}
+            input_ids = list(dict.fromkeys(e.artifact_id for e in events if e.type is EventType.INPUT))
+            unknown = [a for a in input_ids if a not in producers]
+            for artifact_id in unknown:
+                producers[artifact_id] = set()
+            for event in self.events_of_artifacts(unknown):
+                if event.type is EventType.OUTPUT:
+                    producers[event.artifact_id].add(event.execution_id)
+            wanted = [i for e in executions for i in (e.stage_id, e.pipeline_id) if i not in contexts]
+            for context in self.contexts_by_id(wanted):
+                contexts[context.id] = context
+            by_execution: dict[int, list[EventRecord]] = {}
+            for event in events:
+                by_execution.setdefault(event.execution_id, []).append(event)
+            for execution in executions:
+                yield _snapshot(
+                    execution,
+                    contexts,
+                    by_execution.get(execution.id, []),
+                    artifacts,
+                    {a: producers.get(a, set()) for a in input_ids},
+                )
+
+    def execution_snapshot(self, execution_id: int) -> ExecutionSnapshot:
+        """Same as :meth:`snapshot`."""
+        return self.snapshot(execution_id)
+
+    def snapshot(self, execution_id: int) -> ExecutionSnapshot:
+        """An execution with its pipeline, stage, input and output artifacts and their producers.
+
+        Raises:
+            StoreError: The execution does not exist.
+        """
+        found = list(self.execution_snapshots([execution_id]))
+        if not found:
+            raise StoreError(f"execution {execution_id} does not exist in {self.location.redacted}")
+        return found[0]
+
+
+def _snapshot(
+    execution: ExecutionRecord,
+    contexts: Mapping[int, ContextRecord],
+    events: Sequence[EventRecord],
+    artifacts: Mapping[int, ArtifactRecord],
+    producers: Mapping[int, set[int]],
+) -> ExecutionSnapshot:
+    inputs = tuple(artifacts[e.artifact_id] for e in events if e.type is EventType.INPUT and e.artifact_id in artifacts)
+    outputs = tuple(
+        artifacts[e.artifact_id] for e in events if e.type is EventType.OUTPUT and e.artifact_id in artifacts
+    )
+    return ExecutionSnapshot(
+        pipeline=contexts.get(execution.pipeline_id)
+        or ContextRecord(execution.pipeline_id, execution.pipeline, PIPELINE_CONTEXT_TYPE),
+        stage=contexts.get(execution.stage_id) or ContextRecord(execution.stage_id, "", STAGE_CONTEXT_TYPE),
+        execution=execution,
+        inputs=inputs,
+        outputs=outputs,
+        producers={
+            a.id: tuple(sorted(producers.get(a.id, set()) - {execution.id}))
+            for a in inputs
+            if producers.get(a.id, set()) - {execution.id}
+        },
+    )
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like_prefix(text: str) -> str:
+    return _like_escape(text) + "%"
+
+
+_stores: dict[tuple[str, str], MetadataStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(location: StoreLocation) -> MetadataStore:
+    """The process-wide :class:`MetadataStore` of a location (opened, and created, on first use).
+
+    Raises:
+        StoreUnavailableError: The store cannot be reached or opened.
+        StoreError: The store is not an ML Metadata store this release can use.
+    """
+    key = (location.identity, location.user)
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None or store.location != location:
+            store = _stores[key] = MetadataStore(location)
+        return store
