@@ -219,3 +219,16 @@ def test_explicit_connection_that_does_not_exist_fails_the_task(cmf_project: Pat
     assert resolve_settings(None).project_root == cmf_project.resolve()
     with pytest.raises(AirflowNotFoundException):
         resolve_settings("cmf_missing")
+
+
+def test_cmf_asset_is_the_key_prefect_gives_the_same_file() -> None:
+    from airflow.sdk import Asset
+
+    from cmf_orchestrate._assetkey import asset_key
+    from cmf_orchestrate.airflow import cmf_asset
+
+    assert cmf_asset("model/rf.pkl") == Asset(name="cmf://model/rf.pkl", uri="cmf://model/rf.pkl")
+    # Airflow refuses non-ASCII URIs: such a path still makes a valid asset, one per path.
+    odd = cmf_asset("données/été #1.csv")
+    assert odd.uri == asset_key("données/été #1.csv") and odd.uri.isascii()
+    assert odd != cmf_asset("données/ete #1.csv")

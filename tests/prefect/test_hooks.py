@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,25 @@ def test_cache_hit_hook_runs_on_cache_hits_only(project: Project, run_logs: pyte
         "Hook 'record_cache_hit' finished running successfully",
     ]
     assert [e.state for e in project.executions("one-hit", "cached")] == [ExecutionState.CACHED]
+
+
+def test_async_tasks_record_cache_hits_the_same_way(project: Project, run_logs: pytest.LogCaptureFixture) -> None:
+    from prefect.cache_policies import INPUTS
+
+    @cmf_task(cache_policy=INPUTS, persist_result=True)
+    async def cached_async(token: str) -> str:
+        return token[::-1]
+
+    token = uuid.uuid4().hex
+
+    @flow
+    async def twice() -> list[str]:
+        return [await cached_async(token), await cached_async(token)]
+
+    assert asyncio.run(twice()) == [token[::-1]] * 2
+    assert len(_hook_lines(run_logs, "record_cache_hit")) == 2  # the second call only: running, finished
+    states = [e.state for e in project.executions("twice", "cached_async")]
+    assert states == [ExecutionState.COMPLETE, ExecutionState.CACHED]
 
 
 def test_plain_flow_gets_our_summary_hook_only_in_runs_that_recorded(
