@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cmf_orchestrate._logged import LoggedArtifact
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, check_reserved, json_safe
-from cmf_orchestrate.records import ArtifactRecord, ContextRecord, ExecutionRecord
+from cmf_orchestrate.records import ContextRecord, ExecutionRecord
 from cmf_orchestrate.run import DataSlice, TaskRun, open_run
 from cmf_orchestrate.settings import CmfSettings
 from cmf_orchestrate.store import open_store
@@ -176,7 +177,7 @@ class Cmf:
 
     def log_dataset(
         self, url: str | os.PathLike[str], event: str, custom_properties: Mapping[str, Any] | None = None
-    ) -> ArtifactRecord:
+    ) -> LoggedArtifact:
         """Record a dataset as an input or output of the current execution (see :meth:`TaskRun.log_dataset`)."""
         return self._current("log_dataset").log_dataset(url, event, custom_properties)
 
@@ -188,7 +189,7 @@ class Cmf:
         model_type: str = "Default",
         model_name: str = "Default",
         custom_properties: Mapping[str, Any] | None = None,
-    ) -> ArtifactRecord:
+    ) -> LoggedArtifact:
         """Record a model as an input or output of the current execution (see :meth:`TaskRun.log_model`)."""
         return self._current("log_model").log_model(
             path, event, model_framework, model_type, model_name, custom_properties
@@ -198,11 +199,11 @@ class Cmf:
         """Buffer one step of metrics (see :meth:`TaskRun.log_metric`)."""
         self._current("log_metric").log_metric(metrics_name, custom_properties)
 
-    def commit_metrics(self, metrics_name: str) -> ArtifactRecord:
+    def commit_metrics(self, metrics_name: str) -> LoggedArtifact:
         """Version and record buffered step metrics (see :meth:`TaskRun.commit_metrics`)."""
         return self._current("commit_metrics").commit_metrics(metrics_name)
 
-    def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> ArtifactRecord:
+    def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> LoggedArtifact:
         """Record execution metrics (see :meth:`TaskRun.log_execution_metrics`)."""
         return self._current("log_execution_metrics").log_execution_metrics(metrics_name, custom_properties)
 

@@ -7,6 +7,7 @@ is one ML Metadata transaction, so a crash never leaves half of a step recorded.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import dataclasses
 import json
@@ -15,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ import pendulum
 
 from cmf_orchestrate._environment import environment_file
 from cmf_orchestrate._git import GitInfo, git_info
+from cmf_orchestrate._logged import LoggedArtifact
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
 from cmf_orchestrate.errors import (
     ArtifactError,
@@ -205,6 +208,7 @@ class TaskRun:
         self._drafts = _Drafts(store, versioner, git, stage)
         self._lock = threading.RLock()
         self._step_metrics: dict[str, list[dict[str, Any]]] = {}
+        self._pending: list[tuple[ArtifactDraft, EventType, LoggedArtifact]] = []
         self.inputs: list[ArtifactRecord] = []
         self.outputs: list[ArtifactRecord] = []
         #: Declared outputs this attempt did not write (recorded as DECLARED_OUTPUT, not produced).
@@ -247,25 +251,48 @@ class TaskRun:
         custom_properties: Mapping[str, Any] | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> list[ArtifactRecord]:
+        """Record ``artifacts`` (after those logged and pending) and the execution, in one transaction."""
         with self._lock:
-            execution, records = self.store.write_execution(
-                execution_id=self.execution.id,
-                type_name=self.execution.type,
-                state=state or self.execution.state,
-                properties=properties,
-                custom_properties=custom_properties,
-                stage=self.stage,
-                artifacts=artifacts,
-            )
+            pending, self._pending = self._pending, []
+            everything = [(draft, event) for draft, event, _ in pending] + list(artifacts)
+            try:
+                execution, records = self.store.write_execution(
+                    execution_id=self.execution.id,
+                    type_name=self.execution.type,
+                    state=state or self.execution.state,
+                    properties=properties,
+                    custom_properties=custom_properties,
+                    stage=self.stage,
+                    artifacts=everything,
+                )
+            except BaseException:
+                self._pending = pending + self._pending  # nothing was written: still pending
+                raise
             self.execution = execution
-            for record, (_, event) in zip(records, artifacts, strict=True):
+            for (_, _, handle), record in zip(pending, records, strict=False):
+                handle.resolve(record)
+            for record, (_, event) in zip(records, everything, strict=True):
                 if event is EventType.INPUT:
                     self.inputs.append(record)
                 elif event is EventType.DECLARED_OUTPUT:
                     self.declared_outputs.append(record)
                 else:
                     self.outputs.append(record)
-            return records
+            return records[len(pending) :]
+
+    def _queue(self, draft: ArtifactDraft, event: EventType) -> LoggedArtifact:
+        """Log an artifact; it is recorded with the execution's next write (or when read)."""
+        handle = LoggedArtifact(self.flush)
+        with self._lock:
+            self._pending.append((draft, event, handle))
+        _with_pending.add(self)
+        return handle
+
+    def flush(self) -> None:
+        """Record the artifacts logged so far (one transaction); a no-op when none are pending."""
+        with self._lock:
+            if self._pending and not self.closed:
+                self._write([])
 
     def _ensure_open(self, what: str) -> None:
         if self.closed:
@@ -384,7 +411,7 @@ class TaskRun:
 
     def log_dataset(
         self, url: str | os.PathLike[str], event: str, custom_properties: Mapping[str, Any] | None = None
-    ) -> ArtifactRecord:
+    ) -> LoggedArtifact:
         """Record a dataset file or directory as an input or output of this execution.
 
         Raises:
@@ -402,7 +429,7 @@ class TaskRun:
         model_type: str = "Default",
         model_name: str = "Default",
         custom_properties: Mapping[str, Any] | None = None,
-    ) -> ArtifactRecord:
+    ) -> LoggedArtifact:
         """Record a model file or directory as an input or output of this execution.
 
         Raises:
@@ -413,7 +440,7 @@ class TaskRun:
         spec = Model(os.fspath(path), dict(custom_properties or {}), model_framework, model_type, model_name)
         return self._log(spec, event, "log_model")
 
-    def _log(self, spec: ArtifactSpec, event: str, what: str) -> ArtifactRecord:
+    def _log(self, spec: ArtifactSpec, event: str, what: str) -> LoggedArtifact:
         direction = _event(event)
         self._ensure_open(what)
         check_reserved(spec.custom_properties, f"{what} custom_properties")
@@ -424,10 +451,9 @@ class TaskRun:
             except CmfError as exc:
                 self.fail(exc)
                 raise
-        [record] = self._write([(self._draft(spec, content, direction), direction)])
-        return record
+        return self._queue(self._draft(spec, content, direction), direction)
 
-    def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> ArtifactRecord:
+    def log_execution_metrics(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> LoggedArtifact:
         """Record execution-level metrics as a ``Metrics`` output artifact.
 
         Raises:
@@ -448,8 +474,7 @@ class TaskRun:
             {"metrics_name": metrics_name},
             values,
         )
-        [record] = self._write([(draft, EventType.OUTPUT)])
-        return record
+        return self._queue(draft, EventType.OUTPUT)
 
     def log_metric(self, metrics_name: str, custom_properties: Mapping[str, Any]) -> None:
         """Buffer one step of metrics (e.g. per epoch); :meth:`commit_metrics` records them.
@@ -463,7 +488,7 @@ class TaskRun:
         with self._lock:
             self._step_metrics.setdefault(metrics_name, []).append(dict(custom_properties or {}))
 
-    def commit_metrics(self, metrics_name: str) -> ArtifactRecord:
+    def commit_metrics(self, metrics_name: str) -> LoggedArtifact:
         """Write the buffered steps of ``metrics_name`` to a parquet file, version it, record it.
 
         Raises:
@@ -474,8 +499,7 @@ class TaskRun:
             rows = self._step_metrics.pop(metrics_name, None)
         if not rows:
             raise InvalidArgumentError(f"commit_metrics: no metrics were logged under {metrics_name!r}")
-        [record] = self._write([self._step_metrics_draft(metrics_name, rows)])
-        return record
+        return self._queue(*self._step_metrics_draft(metrics_name, rows))
 
     def _step_metrics_draft(self, metrics_name: str, rows: list[dict[str, Any]]) -> tuple[ArtifactDraft, EventType]:
         rel = f"cmf_artifacts/metrics/{_safe_name(metrics_name)}-{self.execution_uuid}.parquet"
@@ -522,7 +546,7 @@ class DataSlice:
         content = self.run._hash_one(path)
         self._files[content.path] = {"md5": content.md5, "size": content.size, **dict(custom_properties or {})}
 
-    def commit(self, custom_properties: Mapping[str, Any] | None = None) -> ArtifactRecord:
+    def commit(self, custom_properties: Mapping[str, Any] | None = None) -> LoggedArtifact:
         """Write the slice's parquet file, version it and record it as an output.
 
         Raises:
@@ -537,8 +561,21 @@ class DataSlice:
         custom = {"dataslice_name": self.name, "files": len(rows), **dict(custom_properties or {})}
         check_reserved(custom, "dataslice custom_properties")
         draft = self.run._drafts.file_draft(ArtifactKind.DATASLICE, content, custom)
-        [record] = self.run._write([(draft, EventType.OUTPUT)])
+        record = self.run._queue(draft, EventType.OUTPUT)
         return record
+
+
+# A script may end without closing its execution: what it logged is still recorded.
+_with_pending: weakref.WeakSet[TaskRun] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for run in list(_with_pending):
+        try:
+            run.flush()
+        except CmfError as exc:
+            logger.error("could not record the artifacts logged in execution %s: %s", run.execution_id, exc)
 
 
 def _event(event: str) -> EventType:
