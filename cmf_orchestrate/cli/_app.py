@@ -492,6 +492,13 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            # The reader went away (`| head`): not an error of ours. Point stdout at nothing so
+            # that flushing it at exit cannot fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise click.exceptions.Exit(141) from None
         except CmfError as exc:
             raise _as_cli_error(ctx, exc, str(exc)) from exc
         except OSError as exc:

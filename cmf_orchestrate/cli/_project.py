@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,11 @@ from cmf_orchestrate.cli._inspect import PIPELINE_TYPE, execution_dict, stages_b
 from cmf_orchestrate.cli._lookup import fmt_ms
 from cmf_orchestrate.errors import ArtifactNotFoundError, ConfigError, InvalidArgumentError
 from cmf_orchestrate.records import ArtifactRecord
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from cmf_orchestrate.store import MetadataStore

@@ -218,12 +218,12 @@ def test_executions_show_the_orchestrator_run_and_the_error(project: Path, run_c
 
 
 def test_since_takes_dates_durations_and_days() -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import datetime, timedelta, timezone
 
     from cmf_orchestrate.cli._lookup import parse_since
     from cmf_orchestrate.errors import InvalidArgumentError
 
-    now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    now = datetime(2026, 3, 10, 15, 30, tzinfo=timezone.utc)
     assert parse_since("2h", now) == now - timedelta(hours=2)
     assert parse_since("1d", now) == now - timedelta(days=1)
     assert parse_since("90 minutes", now) == now - timedelta(minutes=90)
@@ -233,7 +233,7 @@ def test_since_takes_dates_durations_and_days() -> None:
     yesterday = parse_since("Yesterday", now)
     assert (today.hour, today.minute) == (0, 0) and today <= now
     assert (yesterday.hour, yesterday.minute) == (0, 0) and yesterday.date() == today.date() - timedelta(days=1)
-    assert parse_since("2026-03-01T10:00+00:00", now) == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert parse_since("2026-03-01T10:00+00:00", now) == datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
     for bad in ("2 fortnights", "tomorrowish", "-3h"):
         with pytest.raises(InvalidArgumentError, match="is not a date"):
             parse_since(bad, now)
@@ -247,3 +247,28 @@ def test_since_relative_forms_on_the_command_line(recorded: Recorded, run_cli: A
 
     assert count("2h") == count("1d") == count("yesterday") == count("6 hours ago") == 9
     assert count("2999-01-01") == 0
+
+
+def test_a_closed_pipe_is_not_an_error(recorded: Recorded) -> None:
+    """`cmf-orchestrate artifacts | head -1`: when the reader has gone, nothing is reported."""
+    import os
+    import subprocess
+
+    from cli_testlib import console_script
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run(
+            [*console_script(), "artifacts"],
+            cwd=recorded.root,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,11 @@ import pytest
 from cli_testlib import Recorded, checkpoint
 
 from cmf_orchestrate import CmfQuery, CmfSettings, ExecutionState
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 
 def _dvc_config(root: Path) -> Any:
