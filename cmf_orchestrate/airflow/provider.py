@@ -117,13 +117,14 @@ def _version() -> str:
 
 
 def _conn_fields() -> dict[str, Any]:
-    # Airflow 3's form shows placeholders for the standard fields only: an extra field's
-    # example is offered through its schema's examples instead.
+    # Airflow 3.2+ shows no placeholder in an extra field (schema "examples" become a list
+    # of suggestions under a generic "Start typing" placeholder): the example goes in the
+    # description shown under the field.
     return {
         f.name: {
             "label": f.label,
-            "description": f.description,
-            "schema": {"type": [f.kind, "null"], **({"examples": [f.placeholder]} if f.placeholder else {})},
+            "description": f"{f.description} Example: {f.placeholder}" if f.placeholder else f.description,
+            "schema": {"type": [f.kind, "null"]},
         }
         for f in CONNECTION_FIELDS
     }
