@@ -257,7 +257,7 @@ def emit_table(
 ) -> None:
     """Print a table on stdout (fitted to the terminal, tab-separated columns otherwise).
 
-    On a terminal the table never exceeds its width: md5s are cut to their first digits,
+    On a terminal the table never exceeds its width: empty columns are left out, md5s are cut to their first digits,
     timestamps lose year and seconds, long cells are ellipsized (paths in the middle, so
     the file name stays), and when even that cannot fit, each row is laid out vertically
     as ``column  value`` lines.
@@ -279,6 +279,11 @@ def emit_table(
         for row in cells:
             click.echo("\t".join(" ".join(c.split()) if "\n" in c or "\t" in c else c for c in row))
         return
+    # On a terminal a column nobody filled in (no errors, say) is only noise.
+    shown = [i for i in range(len(columns)) if i == 0 or any(row[i] for row in cells)]
+    if len(shown) < len(columns):
+        columns = [columns[i] for i in shown]
+        cells = [[row[i] for i in shown] for row in cells]
     layout = fit_columns(columns, cells, console.width, fit or {})
     if layout is None:
         _print_vertical(console, title, columns, cells)

@@ -72,11 +72,9 @@ def run_facts(execution: ExecutionRecord) -> dict[str, Any]:
 
 
 def run_label(execution: ExecutionRecord) -> str:
-    """``prefect crimson-otter`` / ``airflow manual__2026-01-01T...``: the run as a table cell."""
+    """The run as a table cell: a flow run's name, a DAG run's id, else the orchestrator (``cmf``)."""
     facts = run_facts(execution)
-    run = facts.get("name") or facts.get("id")
-    parts = [str(facts.get("orchestrator", "")), str(run or "")]
-    return " ".join(p for p in parts if p)
+    return str(facts.get("name") or facts.get("id") or facts.get("orchestrator") or "")
 
 
 def execution_error(execution: ExecutionRecord) -> str | None:

@@ -48,6 +48,12 @@ def test_executions_at_80_columns_show_state_run_and_error(recorded: Recorded) -
     assert "features/train.csv" in artifacts
 
 
+def test_a_column_nobody_filled_in_is_left_out_on_a_terminal(recorded: Recorded) -> None:
+    shown = run_in_terminal(recorded.root, "executions", "--state", "COMPLETE", columns=80)
+    header = next(line for line in shown.splitlines() if line.startswith("id "))
+    assert header.split() == ["id", "pipeline", "stage", "state", "started", "duration", "run"]
+
+
 def test_too_narrow_for_a_table_lays_rows_out_vertically(recorded: Recorded) -> None:
     shown = run_in_terminal(recorded.root, "executions", "--state", "FAILED", columns=30)
     lines = [line.rstrip() for line in shown.splitlines()]
