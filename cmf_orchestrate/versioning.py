@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -611,7 +611,13 @@ class Versioner:
             os.close(fd)
 
     def _stream(self, fd: int, before: os.stat_result, commit: bool) -> tuple[str, os.stat_result]:
-        """A large file: into a temporary file in the cache, hashed on the way, then renamed."""
+        """A large file: copied into a temporary file in the cache, then hashed there, then renamed.
+
+        The source is read once, by the kernel copy (a reflink where the file system
+        can); the md5 is computed on the copy, a private file nobody else writes, so it
+        names the cached bytes by construction. A source whose size or mtime moved during
+        the copy is copied again.
+        """
         if not commit:
             md5, read = _hash_fd(fd, before.st_size)
             after = os.fstat(fd)
@@ -619,20 +625,16 @@ class Versioner:
                 raise _ChangedWhileReadError
             return md5, after
         tmp = os.path.join(self._objects_dir(), f".{uuid.uuid4().hex}.tmp")
-        out = self._create(tmp)
+        out = self._create(tmp, os.O_RDWR)
         try:
             try:
-                if self._clone(fd, out):
-                    # The clone is a private snapshot: its md5 is the md5 of the cached bytes.
-                    after = os.fstat(fd)
-                    if _moved(before, after):
-                        raise _ChangedWhileReadError
-                    os.lseek(out, 0, os.SEEK_SET)
-                    md5, read = _hash_fd(out, before.st_size)
-                else:
-                    md5, read = _copy_hashing(fd, out, before.st_size)
-                    after = os.fstat(fd)
-                if read != before.st_size or _moved(before, after):
+                copied = before.st_size if self._clone(fd, out) else _copy(fd, out, before.st_size)
+                after = os.fstat(fd)
+                if copied != before.st_size or _moved(before, after):
+                    raise _ChangedWhileReadError
+                os.lseek(out, 0, os.SEEK_SET)
+                md5, read = _hash_fd(out, before.st_size)
+                if read != before.st_size:
                     raise _ChangedWhileReadError
                 self._protect(out)
             finally:
@@ -688,8 +690,8 @@ class Versioner:
             os.makedirs(os.path.join(self._objects_dir(), prefix), exist_ok=True)
             self._prefixes.add(prefix)
 
-    def _create(self, path: str) -> int:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, _CACHE_MODE)
+    def _create(self, path: str, access: int = os.O_WRONLY) -> int:
+        return os.open(path, access | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, _CACHE_MODE)
 
     def _protect(self, fd: int) -> None:
         # Created with mode 0o444 already; only a umask taking read bits needs the chmod dvc-data does.
@@ -811,21 +813,24 @@ def _hash_fd(fd: int, limit: int) -> tuple[str, int]:
     return digest.hexdigest(), read
 
 
-def _copy_hashing(src: int, dst: int, limit: int) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` hashing the very bytes written; md5 overlaps the previous write."""
-    digest = hashlib.md5(usedforsecurity=False)
-    read = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmf-versioning-write") as writer:
-        pending: Future[None] | None = None
-        for chunk in _chunks(src, limit):
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(_write_all, dst, chunk)
-            digest.update(chunk)  # hashlib releases the GIL on large buffers: runs beside the write
-            read += len(chunk)
-        if pending is not None:
-            pending.result()
-    return digest.hexdigest(), read
+def _copy(src: int, dst: int, limit: int) -> int:
+    """Copy from ``src`` to ``dst`` in the kernel, stopping one byte past ``limit``; the bytes copied."""
+    copied = 0
+    try:
+        while copied <= limit:
+            step = os.copy_file_range(src, dst, limit + 1 - copied)
+            if not step:
+                return copied
+            copied += step
+        return copied
+    except (AttributeError, OSError) as exc:
+        # No copy_file_range (not Linux, or across file systems on an old kernel): go through user space.
+        if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    for chunk in _chunks(src, limit - copied):
+        _write_all(dst, chunk)
+        copied += len(chunk)
+    return copied
 
 
 def _check_name(key: str) -> None:

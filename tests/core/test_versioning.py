@@ -348,3 +348,23 @@ def test_any_unicode_name_gives_the_dvc_file_dvc_add_writes(project: Path, tmp_p
     assert _cache_files(project) == _cache_files(twin)
     with Repo(str(project)) as repo:
         assert repo.status() == {}  # DVC's own reading of every .dvc file: all up to date
+
+
+def test_large_directories_are_hashed_in_parallel_as_dvc_add_would(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cmf_orchestrate import versioning
+
+    monkeypatch.setattr(versioning, "_PARALLEL_BYTES", 0)  # this small tree takes the threaded path
+    twin = tmp_path / "twin"
+    files = {f"p/{i % 3}/{i}.bin": os.urandom(100 + i * 5000) for i in range(40)}
+    files["p/big.bin"] = os.urandom(3 << 20)
+    for base in (project, twin):
+        for rel, data in files.items():
+            _write(base / rel, data)
+    ours = Versioner(project).commit("p")
+    with Repo.init(str(twin), no_scm=True) as repo:
+        repo.add([str(twin / "p")])
+    assert ours.nfiles == len(files) and ours.size == sum(len(d) for d in files.values())
+    assert (project / "p.dvc").read_bytes() == (twin / "p.dvc").read_bytes()
+    assert _cache_files(project) == _cache_files(twin)
