@@ -1,10 +1,12 @@
 """The markdown summary of the executions a flow run recorded.
 
-Made to be read in the Prefect UI's artifact page (about 1,500 px wide): one row per
-execution with its state, short paths and 8-digit md5s, the metric values it logged,
-and under the table the store it was read from and the command that shows the lineage
-of the run's last output. The Python environment file, an input of every execution, is
-named once above the table instead of in every row.
+Made to be read in the Prefect UI's artifact page, whose markdown column is about 850 px
+wide in a 1,500 px window and cuts a wider table off: the table has one row per execution
+with its state and its inputs and outputs as short paths with 8-digit md5s; the metric
+values follow as a list, which wraps; then the store it was read from and the command
+that shows the lineage of the run's model. The Python environment file, an input of every
+execution, is named once above the table instead of in every row. Plain text only: the
+UI's font has no emoji.
 """
 
 from __future__ import annotations
@@ -21,16 +23,11 @@ _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _MAX_KEY = 100
 SHORT_MD5 = 8
 #: Longest path shown in full; longer ones keep their last two components.
-MAX_PATH = 40
+MAX_PATH = 24
 #: Metric values shown per artifact before "...".
 MAX_VALUES = 6
 
-_STATE_MARKS = {
-    ExecutionState.COMPLETE: "✅",
-    ExecutionState.CACHED: "♻️",
-    ExecutionState.FAILED: "❌",
-    ExecutionState.RUNNING: "⏳",
-}
+_STATES = (ExecutionState.COMPLETE, ExecutionState.CACHED, ExecutionState.FAILED, ExecutionState.RUNNING)
 _FILE_KINDS = frozenset({ArtifactKind.DATASET, ArtifactKind.MODEL, ArtifactKind.DATASLICE})
 
 
@@ -84,25 +81,28 @@ def _files(records: Sequence[ArtifactRecord]) -> str:
     return "<br>".join(shown) or "-"
 
 
-def _metrics(records: Sequence[ArtifactRecord]) -> str:
-    lines = []
+def _metrics(records: Sequence[ArtifactRecord]) -> list[str]:
+    found = []
     for record in records:
         if record.kind == ArtifactKind.METRICS:
             name = record.properties.get("metrics_name") or record.path
             values = _metric_values(record)
-            lines.append(f"**{_cell(short_path(str(name)))}** {values}".rstrip())
+            found.append(f"`{_cell(short_path(str(name)))}` {values or '(no values)'}")
         elif record.kind == ArtifactKind.STEP_METRICS:
             name = record.custom_properties.get("metrics_name") or record.properties.get("metrics_name") or "steps"
-            lines.append(f"**{_cell(name)}** (steps, {short_md5(record.md5)})")
-    return "<br>".join(lines) or "-"
+            found.append(f"`{_cell(name)}` (steps, parquet {short_md5(record.md5)})")
+    return found
 
 
 def _state(snap: ExecutionSnapshot) -> str:
     execution = snap.execution
-    text = f"{_STATE_MARKS.get(execution.state, '')} {execution.state!s}".strip()
+    text = f"**{execution.state!s}**" if execution.state is ExecutionState.FAILED else str(execution.state)
     error = execution.fact("error_type")
     if error:
-        text += f": {_cell(str(error).rsplit('.', 1)[-1])}"
+        text += f"<br>{_cell(str(error).rsplit('.', 1)[-1])}"
+    attempt = execution.fact("attempt")
+    if isinstance(attempt, int) and attempt > 1:
+        text += f"<br>try {attempt}"
     return text
 
 
@@ -144,7 +144,7 @@ def render(
     """
     rows = sorted(snapshots, key=lambda s: s.execution.id)
     pipelines = sorted({snap.pipeline.name for snap in rows})
-    counts = {state: sum(1 for s in rows if s.execution.state is state) for state in _STATE_MARKS}
+    counts = {state: sum(1 for s in rows if s.execution.state is state) for state in _STATES}
     tally = ", ".join(f"{n} {state!s}" for state, n in counts.items() if n) or "no execution"
     lines = [
         f"# CMF lineage of flow run `{_cell(flow_run_name)}`",
@@ -161,16 +161,23 @@ def render(
         lines.append("No execution was recorded in this flow run.")
         return "\n".join(lines) + "\n"
     several = len(pipelines) > 1
+
+    def stage_of(snap: ExecutionSnapshot) -> str:
+        return _cell(snap.stage.name if several else snap.stage.name.rsplit("/", 1)[-1])
+
     lines += [
-        "| Execution | Stage | Try | State | Inputs (md5) | Outputs (md5) | Metrics |",
-        "|---:|---|---:|---|---|---|---|",
+        "| Id | Stage | State | Inputs (md5) | Outputs (md5) |",
+        "|---:|---|---|---|---|",
     ]
     for snap in rows:
-        stage = snap.stage.name if several else snap.stage.name.rsplit("/", 1)[-1]
         lines.append(
-            f"| {snap.execution.id} | {_cell(stage)} | {snap.execution.fact('attempt', '')} | {_state(snap)} "
-            f"| {_files(snap.inputs)} | {_files(snap.outputs)} | {_metrics(snap.outputs)} |"
+            f"| {snap.execution.id} | {stage_of(snap)} | {_state(snap)} "
+            f"| {_files(snap.inputs)} | {_files(snap.outputs)} |"
         )
+    metrics = [(snap, found) for snap in rows if (found := _metrics(snap.outputs))]
+    if metrics:
+        lines += ["", "Metrics:", ""]
+        lines += [f"- {stage_of(snap)} ({snap.execution.id}): {'; '.join(found)}" for snap, found in metrics]
     target = _last_output(rows)
     if target:
         command = ["cmf-orchestrate", "lineage", target, "--store", store_argument or store]
