@@ -70,8 +70,14 @@ class Database:
         with self.engine.connect() as conn:
             if self.backend == "sqlite":
                 conn.execution_options(cmf_begin="BEGIN IMMEDIATE" if write else "BEGIN")
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except OSError:
+                # pg8000 lets a socket timeout or reset through untranslated: the connection
+                # is in an unknown state, so it must never go back to the pool.
+                conn.invalidate()
+                raise
 
     def transact(self, what: str, fn: Callable[[Connection], T], *, write: bool = True) -> T:
         """Run ``fn`` in one transaction; retry it whole on a transient failure.
@@ -93,6 +99,16 @@ class Database:
                     _sleep(attempt)
                     continue
                 raise self.translate(what, error) from None
+            except OSError as error:
+                # A socket timeout or reset that the driver did not wrap (pg8000 on a frozen
+                # server, during the pool's pre-ping or a statement): the server is gone.
+                if attempt == 0:
+                    _sleep(attempt)
+                    continue
+                raise StoreUnavailableError(
+                    f"{what}: the metadata store {self.location.redacted} is unavailable: "
+                    f"{self._message(error) or type(error).__name__}"
+                ) from None
             except exc.SQLAlchemyError as error:
                 raise StoreError(f"{what} failed on {self.location.redacted}: {self._message(error)}") from None
         raise StoreError(f"{what}: gave up after {_ATTEMPTS} conflicting attempts on {self.location.redacted}")
@@ -198,15 +214,19 @@ def _create_engine(location: StoreLocation) -> Engine:
         database=location.database,
     )
     if location.backend == "postgresql":
-        connect_args: dict[str, Any] = {"timeout": location.timeout, "application_name": "cmf-orchestrate"}
+        # pg8000 has one socket timeout: the connect timeout while connecting (and
+        # authenticating), then the statement timeout once connected (_configure_timeouts).
+        connect_args: dict[str, Any] = {"timeout": location.connect_timeout, "application_name": "cmf-orchestrate"}
     else:
+        # PyMySQL reads the server's handshake with its read timeout: connect with the
+        # connect timeout throughout, then switch to the statement timeout (_configure_timeouts).
         connect_args = {
             "connect_timeout": location.connect_timeout,
-            "read_timeout": location.timeout,
-            "write_timeout": location.timeout,
+            "read_timeout": location.connect_timeout,
+            "write_timeout": location.connect_timeout,
             "charset": "utf8mb4",
         }
-    return create_engine(
+    engine = create_engine(
         url,
         connect_args=connect_args,
         isolation_level="READ COMMITTED",
@@ -216,6 +236,22 @@ def _create_engine(location: StoreLocation) -> Engine:
         pool_timeout=location.timeout,
         **common,
     )
+    _configure_timeouts(engine, location.timeout)
+    return engine
+
+
+def _configure_timeouts(engine: Engine, timeout: float) -> None:
+    # Neither driver has separate connect and statement timeouts for every step of
+    # connecting (pg8000 has one socket timeout; PyMySQL reads the handshake with its read
+    # timeout): connections are made under the connect timeout, then given the statement one.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        sock = getattr(dbapi_connection, "_usock", None)  # pg8000
+        if sock is not None:
+            sock.settimeout(timeout)
+        if hasattr(dbapi_connection, "_read_timeout"):  # PyMySQL
+            dbapi_connection._read_timeout = timeout
+            dbapi_connection._write_timeout = timeout
 
 
 def _configure_sqlite(engine: Engine, timeout: float) -> None:

@@ -1,0 +1,137 @@
+"""A long-lived process outlives a database restart, and a frozen database gives a bounded error.
+
+Each test runs its own PostgreSQL cluster (or MariaDB server) on its own loopback port, so
+it can restart and SIGSTOP it without disturbing anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from own_servers import MariaDBServer, PostgresCluster
+
+from cmf_orchestrate import CmfQuery, CmfSettings, Dataset, ExecutionState, RunInfo, task_run
+from cmf_orchestrate.errors import StoreUnavailableError
+from cmf_orchestrate.store._engine import database_for
+
+PASSWORD = "Outage-pw-7f3a9c"
+# A liveness bound, not a benchmark: with ?timeout=2 the error comes in a few seconds.
+FROZEN_BOUND_S = 30.0
+CLI = Path(sys.executable).with_name("cmf-orchestrate")
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(PASSWORD)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def mariadb_server() -> Iterator[MariaDBServer]:
+    server = MariaDBServer(PASSWORD)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _record(settings: CmfSettings, stage: str) -> int:
+    out = Path(f"out/{stage}.txt")
+    with task_run(RunInfo("cmf", "outage", stage, outputs=[Dataset(str(out))]), settings) as run:
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(f"{stage}\n")
+    assert run.execution_id is not None
+    return run.execution_id
+
+
+def _states(url: str) -> dict[int, ExecutionState]:
+    return {e.id: e.state for e in CmfQuery(url).store.executions()}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("server", ["pg_cluster", "mariadb_server"])
+def test_a_long_lived_process_records_across_a_server_restart(
+    server: str, project: Path, request: pytest.FixtureRequest
+) -> None:
+    own: PostgresCluster | MariaDBServer = request.getfixturevalue(server)
+    settings = CmfSettings(store=own.url(), project_root=project)
+    before = _record(settings, "before")
+    engine = database_for(settings.location).engine
+
+    own.restart()  # every pooled connection of this process is now dead
+
+    after = _record(settings, "after")
+    again = _record(settings, "again")
+    # The same pooled engine reconnected: no new process, no reopening of the store.
+    assert database_for(settings.location).engine is engine
+    assert _states(own.url()) == {
+        before: ExecutionState.COMPLETE,
+        after: ExecutionState.COMPLETE,
+        again: ExecutionState.COMPLETE,
+    }
+
+
+def _assert_names_store_without_password(message: str, own: PostgresCluster | MariaDBServer) -> None:
+    assert PASSWORD not in message
+    assert own.redacted() in message
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("server", ["pg_cluster", "mariadb_server"])
+def test_a_frozen_server_gives_a_bounded_error_then_recovers(
+    server: str, project: Path, request: pytest.FixtureRequest
+) -> None:
+    own: PostgresCluster | MariaDBServer = request.getfixturevalue(server)
+    url = own.url("?timeout=2&connect_timeout=2")
+    settings = CmfSettings(store=url, project_root=project)
+    before = _record(settings, "before")
+
+    own.freeze()
+    try:
+        # A process holding pooled connections to the frozen server.
+        start = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as raised:
+            _record(settings, "frozen")
+        in_process = time.monotonic() - start
+        # A new process connecting to the frozen server (the CLI): the connect timeout
+        # bounds the wait, however long the statement timeout.
+        start = time.monotonic()
+        cli = subprocess.run(
+            [str(CLI), "pipelines", "--store", own.url("?timeout=120&connect_timeout=2")],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=project,
+            env={**os.environ, "COLUMNS": "200"},
+            check=False,
+        )
+        new_process = time.monotonic() - start
+    finally:
+        own.thaw()
+
+    assert in_process < FROZEN_BOUND_S, f"the frozen store blocked a task run for {in_process:.1f}s"
+    _assert_names_store_without_password(str(raised.value), own)
+    assert "unavailable" in str(raised.value)
+
+    assert new_process < FROZEN_BOUND_S, f"the CLI waited {new_process:.1f}s on the frozen store"
+    assert cli.returncode == 1, cli
+    assert cli.stdout == ""
+    [line] = cli.stderr.splitlines()
+    _assert_names_store_without_password(line, own)
+
+    # Thawed, the same process records again through its pool.
+    after = _record(settings, "after")
+    states = _states(url)
+    assert states[before] is ExecutionState.COMPLETE
+    assert states[after] is ExecutionState.COMPLETE
+    # The attempt that met the frozen server left nothing RUNNING behind.
+    assert ExecutionState.RUNNING not in states.values()
