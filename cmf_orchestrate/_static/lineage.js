@@ -247,7 +247,7 @@
     kind.className = "kind";
     kind.textContent = n.subtype && n.kind === "artifact" ? n.subtype : n.kind;
     li.appendChild(kind);
-    li.appendChild(document.createTextNode(n.label));
+    li.appendChild(document.createTextNode(n.kind === "artifact" ? artifactPath(n) : n.label));
     li.title = n.id;
     li.addEventListener("click", function () {
       showDetails(n.id);

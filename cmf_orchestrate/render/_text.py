@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Mapping
 
 from rich.console import Console
@@ -12,6 +13,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from cmf_orchestrate.render._model import RenderGraph, RenderNode
+
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 STATE_COLOURS: Mapping[str, str] = {
     "COMPLETE": "#2e7d32",
@@ -138,9 +141,21 @@ def _short(md5: object) -> str:
     return text[:8] + ("…" if len(text) > 8 else "")
 
 
+def _metrics_set(node: RenderNode) -> str | None:
+    """The name of metrics logged as values (``log_execution_metrics``), which have no file."""
+    name = node.properties.get("metrics_name")
+    md5 = str(node.properties.get("md5") or "")
+    if node.subtype == "Metrics" and name and not _MD5.match(md5):
+        return str(name)
+    return None
+
+
 def _caption(node: RenderNode) -> str:
     """One-line caption used by Mermaid and DOT."""
     if node.kind == "artifact":
+        metrics = _metrics_set(node)
+        if metrics is not None:
+            return f"{node.subtype}: {metrics}"
         md5 = node.properties.get("md5")
         return f"{node.subtype}: {node.label}" + (f"\n{_short(md5)}" if md5 else "")
     if node.kind == "execution":
@@ -151,6 +166,12 @@ def _caption(node: RenderNode) -> str:
 def _tree_label(node: RenderNode) -> Text:
     props = node.properties
     if node.kind == "artifact":
+        metrics = _metrics_set(node)
+        if metrics is not None:
+            # Values, not a file: the values say more than the name's uuid.
+            values = props.get("custom_properties")
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items())) if isinstance(values, Mapping) else ""
+            return Text.from_markup(f"[cyan]{escape(node.subtype)}[/] {escape(metrics)} [dim]{escape(shown)}[/]")
         md5 = props.get("md5")
         # The environment file's path only repeats its md5; its kind says enough.
         label = "python environment" if node.subtype == "Environment" else node.label
