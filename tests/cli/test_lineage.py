@@ -363,3 +363,20 @@ def test_diff_ignores_how_the_process_was_launched(project: Path, run_cli: Any) 
     assert same["differences"] == []
     other = json.loads(run_cli(project, "diff", ids[1], ids[2], "--json").output)
     assert [(d["what"], d["a"], d["b"]) for d in other["differences"]] == [("command", commands[1], commands[2])]
+
+
+def test_metrics_logged_as_values_read_by_name_and_values(project: Path, run_cli: Any) -> None:
+    from cmf_orchestrate import Dataset, RunInfo, current_run, task_run
+
+    Path("in.csv").write_text("a\n1\n")
+    info = RunInfo("cmf", "p", "train", inputs=[Dataset("in.csv")], outputs=[Dataset("out.csv")])
+    with task_run(info, CmfSettings(store="mlmd", project_root=project)):
+        Path("out.csv").write_text("b\n2\n")
+        current_run().log_execution_metrics("train_metrics", {"oob_score": 0.91, "trees": 12})
+    tree = run_cli(project, "lineage", "in.csv", "--down")
+    assert tree.exit_code == 0, tree.output
+    assert "Metrics train_metrics oob_score=0.91, trees=12" in tree.output
+    mermaid = run_cli(project, "lineage", "in.csv", "--down", "-f", "mermaid").output
+    assert '"Metrics: train_metrics"' in mermaid
+    listed = run_cli(project, "artifacts", "--type", "Metrics").output.splitlines()[1]
+    assert listed.split("\t")[2] == "train_metrics"
