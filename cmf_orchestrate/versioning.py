@@ -603,7 +603,7 @@ class Versioner:
                 if len(data) != before.st_size or _moved(before, after):
                     raise _ChangedWhileReadError
                 md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-                if commit and not self._has_object(md5, len(data)):
+                if commit:
                     self._store_bytes(md5, data)
                 return md5, after
             return self._stream(fd, before, commit)
@@ -699,7 +699,11 @@ class Versioner:
             os.fchmod(fd, _CACHE_MODE)
 
     def _store_bytes(self, oid: str, data: bytes) -> None:
-        """Write a small object straight to its final path; concurrent writers stay consistent."""
+        """Write a small object straight to its final path, unless it is there already.
+
+        The exclusive create is the existence check: content already cached costs one
+        failed open and one stat. Concurrent writers of the same content stay consistent.
+        """
         dest = self._object_path(oid)
         try:
             try:
@@ -775,10 +779,11 @@ def _moved(before: os.stat_result, after: os.stat_result) -> bool:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    # Up to one byte more than expected: a file that grew since its stat is seen to have grown.
+    # Asking for one byte more costs nothing and shows a file that grew since its fstat; one
+    # that grows later is caught by the fstat after the read, so a full read needs no EOF read.
     chunks: list[bytes] = []
     total = 0
-    while total <= size:
+    while total < size:
         chunk = os.read(fd, size + 1 - total)
         if not chunk:
             break
