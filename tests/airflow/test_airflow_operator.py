@@ -252,7 +252,14 @@ def test_template_that_cannot_render_in_a_manual_run_is_a_failed_execution_sayin
     dag_run = load_dag("cmf_t_unrenderable").test(logical_date=None)
 
     assert dag_run.state == "failed" and dag_run.logical_date is None
-    assert task_states(dag_run) == {("dated", -1): ("failed", 1)}
+    assert task_states(dag_run) == {
+        ("dated", -1): ("failed", 1),
+        ("dated_mapped", 0): ("failed", 1),
+        ("dated_mapped", 1): ("failed", 1),
+    }
+    mapped = executions(query(cmf_project), "cmf_t_unrenderable", "dated_mapped")
+    assert sorted((e.fact("map_index"), e.state) for e in mapped) == [(i, ExecutionState.FAILED) for i in (0, 1)]
+    assert all("the template of 'outputs' cannot be rendered" in str(e.fact("state_reason")) for e in mapped)
     dated = only_execution(query(cmf_project), "cmf_t_unrenderable", "dated")
     assert dated.state is ExecutionState.FAILED
     assert (dated.fact("error_type"), dated.fact("error_message")) == (

@@ -203,6 +203,10 @@ with DAG("cmf_t_unrenderable", schedule=None, start_date=START, catchup=False) a
         op_kwargs={"dst": "data/{{ ds }}/dated.csv"},
         retries=0,
     )
+    # Mapped instances render through another path of Airflow's: recorded the same way.
+    CmfOperator.partial(
+        task_id="dated_mapped", python_callable=writes_dated, outputs=["m/{{ ds }}/{{ ti.map_index }}.csv"], retries=0
+    ).expand(op_kwargs=[{"dst": "m/0.csv"}, {"dst": "m/1.csv"}])
 
 
 # -- library loggers inside the task's own code ---------------------------------------------------
