@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,13 @@ _UNIT_WORDS = {
     **{w: "weeks" for w in ("w", "wk", "wks", "week", "weeks")},
 }
 _SINCE_HELP = "a date (2024-05-01, 2024-05-01T10:00), a duration ago (30m, 2h, 1d, 1w) or today/yesterday"
+
+
+def _fromisoformat(text: str) -> datetime:
+    """``datetime.fromisoformat``, with Python 3.11's trailing ``Z`` for UTC on Python 3.10 too."""
+    if sys.version_info < (3, 11) and text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
 
 
 def newest(artifacts: list[ArtifactRecord]) -> ArtifactRecord:
@@ -124,7 +132,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     if rel and rel.group(2) in _UNIT_WORDS:
         return now - timedelta(**{_UNIT_WORDS[rel.group(2)]: int(rel.group(1))})
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = _fromisoformat(text)
     except ValueError:
         raise InvalidArgumentError(f"--since: {text!r} is not {_SINCE_HELP}") from None
     if parsed.tzinfo is None:
@@ -158,8 +166,8 @@ def iso_ms(ms: int | None) -> str | None:
 def fmt_duration(start_iso: object, end_iso: object) -> str:
     """``1.2s`` / ``3m04s`` between two ISO timestamps, or empty when one is missing."""
     try:
-        start = datetime.fromisoformat(str(start_iso))
-        end = datetime.fromisoformat(str(end_iso))
+        start = _fromisoformat(str(start_iso))
+        end = _fromisoformat(str(end_iso))
     except ValueError:
         return ""
     seconds = (end - start).total_seconds()

@@ -186,8 +186,12 @@ def init_cmd(
     st.project_root = root
     done: dict[str, Any] = {"project_root": str(root)}
 
-    # Open (and for SQLite create) the store first: a bad URL or a down server fails before any file is written.
+    # Create (or check) the store first: a bad URL, a down server or a schema of another
+    # version fails before any file is written. Only init creates a missing server database.
+    from cmf_orchestrate.store import init_store
+
     location = st.settings().location
+    init_store(location)
     store = st.store(must_exist=False)
     done["store"] = location.redacted
     done["store_identity"] = store.identity

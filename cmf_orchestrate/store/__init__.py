@@ -6,6 +6,7 @@ store (schema version 10) that ml-metadata and CMF's own tools open as their own
 
 from __future__ import annotations
 
+from cmf_orchestrate.store._bootstrap import init_store
 from cmf_orchestrate.store._store import (
     ARTIFACT_TYPE_PROPERTIES,
     EXECUTION_TYPE_PROPERTIES,
@@ -23,5 +24,6 @@ __all__ = [
     "STAGE_CONTEXT_TYPE",
     "ArtifactDraft",
     "MetadataStore",
+    "init_store",
     "open_store",
 ]

@@ -4,21 +4,26 @@ Many workers may open an empty database at the same moment. Exactly one creates 
 schema, under a lock the backend provides (SQLite's write lock, a PostgreSQL advisory
 lock, a MySQL named lock); the others wait for it and find the schema in place. A store
 whose ``MLMDEnv.schema_version`` is not 10 is refused without being touched.
+
+Opening a store never creates a server database: a missing one is an error naming the
+store. Only :func:`init_store` (``cmf-orchestrate init``) creates it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
-from cmf_orchestrate.errors import StoreError
+from cmf_orchestrate._storeurl import StoreLocation
+from cmf_orchestrate.errors import StoreError, StoreUnavailableError
 from cmf_orchestrate.store import _schema as s
-from cmf_orchestrate.store._engine import Database
+from cmf_orchestrate.store._engine import Database, _create_engine, _my_code, _pg_code, database_for
 
-__all__ = ["ensure_schema", "schema_version"]
+__all__ = ["ensure_schema", "init_store", "schema_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +128,73 @@ def _create_mysql(db: Database) -> None:
 def _populate(conn: Connection) -> None:
     conn.execute(s.TYPE.insert(), [{"name": name, "type_kind": kind} for name, kind in s.SYSTEM_TYPES])
     conn.execute(s.MLMD_ENV.insert(), {"schema_version": s.SCHEMA_VERSION})
+
+
+# -- init -------------------------------------------------------------------------------
+
+_PG_MISSING_DATABASE = "3D000"
+_PG_DUPLICATE = {"42P04", "23505"}  # duplicate_database; unique_violation when two create it at once
+_MY_MISSING_DATABASE = 1049
+
+
+def init_store(location: StoreLocation) -> None:
+    """Create a store: its database if the server has none of that name, then the schema.
+
+    Safe to run again, and concurrently: an existing database and schema are kept as they
+    are. An SQLite file is created with its folder. A PostgreSQL database is created through
+    the server's ``postgres`` maintenance database, a MySQL/MariaDB one (``utf8mb4``) through
+    a connection without a database; both with the store's own credentials.
+
+    Raises:
+        StoreError: The store has another schema version (it is left untouched), is not a
+            database, or the user may not create the database.
+        StoreUnavailableError: The server cannot be reached or refuses the credentials.
+    """
+    db = database_for(location)
+    if location.backend != "sqlite" and not _database_exists(db):
+        _create_database(db)
+    ensure_schema(db)
+
+
+def _database_exists(db: Database) -> bool:
+    try:
+        with db.engine.connect():
+            return True
+    except DBAPIError as error:
+        if _is_missing_database(db, error):
+            return False
+        raise db.translate("connecting", error) from None
+    except OSError as error:  # a socket error the driver let through
+        raise StoreUnavailableError(
+            f"connecting: the metadata store {db.location.redacted} is unavailable: {db.location.scrub(str(error))}"
+        ) from None
+
+
+def _is_missing_database(db: Database, error: DBAPIError) -> bool:
+    if db.backend == "postgresql":
+        return _pg_code(error.orig) == _PG_MISSING_DATABASE
+    return _my_code(error.orig) == _MY_MISSING_DATABASE
+
+
+def _create_database(db: Database) -> None:
+    name = db.location.database
+    # The server's own database to connect to while ours does not exist yet.
+    admin = dataclasses.replace(db.location, database="postgres" if db.backend == "postgresql" else "")
+    engine = _create_engine(admin)
+    try:
+        with engine.connect() as raw:
+            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+            if db.backend == "postgresql":
+                if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first():
+                    return
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            else:
+                conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4")
+        logger.info("created the database %s", db.location.redacted)
+    except DBAPIError as error:
+        if db.backend == "postgresql" and _pg_code(error.orig) in _PG_DUPLICATE:
+            return  # another process created it in the meantime
+        raise db.translate(f"creating the database {name!r}", error) from None
+    finally:
+        engine.dispose()
