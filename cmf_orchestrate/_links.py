@@ -23,8 +23,9 @@ LOGO_URL = "https://github.com/HewlettPackard.png"
 @functools.cache
 def documentation_url() -> str:
     """The documentation URL of this package."""
+    urls: list[str]
     try:
-        urls = metadata.metadata(DISTRIBUTION).get_all("Project-URL") or []
+        urls = [str(u) for u in metadata.metadata(DISTRIBUTION).get_all("Project-URL") or []]
     except metadata.PackageNotFoundError:  # a source tree without an install
         urls = []
     for entry in urls:

@@ -171,7 +171,9 @@ def test_failing_task_is_failed_with_the_error_and_airflow_gets_it_unchanged(cmf
     ]
 
 
-def test_missing_input_skips_the_callable_and_missing_output_fails_the_try(cmf_project: Path, run_dag) -> None:
+def test_missing_input_skips_the_callable_and_missing_output_fails_the_try(
+    cmf_project: Path, run_dag, capfd: pytest.CaptureFixture[str]
+) -> None:
     dag_run = run_dag("cmf_t_missing")
 
     assert dag_run.state == "failed"
@@ -189,6 +191,11 @@ def test_missing_input_skips_the_callable_and_missing_output_fails_the_try(cmf_p
     assert no_output.fact("error_type") == f"{ArtifactNotFoundError.__module__}.ArtifactNotFoundError"
     assert "out/never.csv" in str(no_output.fact("error_message"))
     assert asset_events(dag_run.run_id) == {}
+    # Each try's log line, the one that never started included.
+    log = capfd.readouterr().out
+    error = "cmf_orchestrate.errors.ArtifactNotFoundError"
+    assert f"CMF execution {no_input.id} FAILED: inputs -; outputs -; {error}" in log
+    assert f"CMF execution {no_output.id} FAILED: inputs -; outputs -; " in log
 
 
 def test_expand_over_four_items_is_four_executions(cmf_project: Path, run_dag) -> None:

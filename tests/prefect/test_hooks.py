@@ -57,6 +57,10 @@ def test_cache_hit_hook_runs_on_cache_hits_only(project: Project, run_logs: pyte
     def one_hit() -> str:
         return cached(token)
 
+    @flow
+    def copy_hit() -> str:
+        return cached.with_options(name="cached_copy")(token)
+
     assert no_hits(return_state=True).is_completed()
     assert _hook_lines(run_logs, "record_cache_hit") == []
 
@@ -66,6 +70,9 @@ def test_cache_hit_hook_runs_on_cache_hits_only(project: Project, run_logs: pyte
         "Hook 'record_cache_hit' finished running successfully",
     ]
     assert [e.state for e in project.executions("one-hit", "cached")] == [ExecutionState.CACHED]
+    # A with_options copy keeps the recording of its cache hits.
+    assert copy_hit() == token.upper()
+    assert [e.state for e in project.executions("copy-hit", "cached_copy")] == [ExecutionState.CACHED]
 
 
 def test_async_tasks_record_cache_hits_the_same_way(project: Project, run_logs: pytest.LogCaptureFixture) -> None:
