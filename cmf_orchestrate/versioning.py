@@ -224,8 +224,10 @@ class _StatCache:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
-                finally:
-                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 logger.debug("stat cache %s not updated: %s", self.path, exc)
 
@@ -445,6 +447,7 @@ class Versioner:
         return content
 
     def _build(self, rel: str, commit: bool) -> ContentHash:
+        _check_name(rel)
         self.ensure_repo()
         full = os.path.join(self._root_str, rel)
         try:
@@ -510,16 +513,18 @@ class Versioner:
                     todo.append(item)
                     continue
             md5s[item.key] = md5
+        size = sum(f.st.st_size for f in files)
         saved: list[tuple[str, int, int, int, str]] = []
         for item, (md5, seen) in zip(todo, self._ingest_many(todo, commit), strict=True):
             md5s[item.key] = md5
             saved.append((item.key, seen.st_ino, seen.st_mtime_ns, seen.st_size, md5))
             newest = max(newest, seen.st_mtime_ns)
+            size += seen.st_size - item.st.st_size  # a file rewritten since it was listed: the size read
         self._stat_cache.save(saved)
         raw, md5 = _listing(rel, files, md5s)
         if commit and not self._has_object(md5, len(raw)):
             self._store_bytes(md5, raw)
-        return ContentHash(rel, md5, sum(f.st.st_size for f in files), len(files), newest)
+        return ContentHash(rel, md5, size, len(files), newest)
 
     def _walk(self, key: str, real: str, st: os.stat_result, files: list[_File], active: set[tuple[int, int]]) -> int:
         """Collect the regular files under ``real`` (keys under ``key``); return the newest mtime seen."""
