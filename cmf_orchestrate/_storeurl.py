@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cmf_orchestrate.errors import ConfigError
 
+# A URL's password (scheme://user:PASSWORD@host), an option's value (--db-password=X,
+# --token X) and an assignment (PGPASSWORD=X, password=X in a DSN).
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*):[^\s@/]+@")
+_SECRET_NAME = r"[\w.-]*(?:password|passwd|secret|token)[\w.-]*"  # noqa: S105 - a pattern of option names, not a password
+_SECRET_OPTION = re.compile(rf"(?i)(?<![\w-])(-{{1,2}}{_SECRET_NAME})(=|\s+)(?!-)\S+")
+_SECRET_ASSIGNMENT = re.compile(rf"(?i)(?<![\w.-])({_SECRET_NAME})=\S+")
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 #: Seconds a statement (or SQLite's wait for the write lock) may take before the store is
 #: reported unavailable, and seconds to establish a connection.
@@ -138,3 +145,15 @@ def _mask(text: str) -> str:
         scheme, _, userinfo = head.rpartition("//")
         return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
     return text
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` (a command line, an error message) with credentials masked as ``***``.
+
+    Masks the password of every URL, the value of options and assignments whose name says
+    password, passwd, secret or token. A known password is masked by
+    :meth:`StoreLocation.scrub` as well, wherever it appears.
+    """
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    text = _SECRET_OPTION.sub(r"\1\2***", text)
+    return _SECRET_ASSIGNMENT.sub(r"\1=***", text)

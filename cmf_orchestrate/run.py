@@ -27,6 +27,7 @@ import pendulum
 from cmf_orchestrate._environment import environment_file
 from cmf_orchestrate._git import GitInfo, git_info
 from cmf_orchestrate._logged import LoggedArtifact
+from cmf_orchestrate._storeurl import mask_credentials
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
 from cmf_orchestrate.errors import (
     ArtifactError,
@@ -645,7 +646,7 @@ def _failure_facts(error: BaseException, settings: CmfSettings) -> dict[str, Any
 
 
 def _scrub(text: str, settings: CmfSettings) -> str:
-    text = settings.location.scrub(text)
+    text = mask_credentials(settings.location.scrub(text))
     if settings.neo4j_password:
         text = text.replace(settings.neo4j_password, "***")
     return text
@@ -734,7 +735,7 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
         "Execution_uuid": exec_uuid,
         "Context_Type": type_name,
         "Context_ID": stage.id,
-        "Execution": info.command or type_name,
+        "Execution": _scrub(info.command, settings) or type_name,
         "Pipeline_Type": pipeline.name,
         "Pipeline_id": pipeline.id,
         "Git_Repo": git.repo,
