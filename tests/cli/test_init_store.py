@@ -145,3 +145,22 @@ def test_init_refuses_a_store_of_a_newer_schema_version(store_url: str, tmp_path
     assert sorted(p.name for p in root.iterdir()) == []  # no project file, no DVC repository
     with pytest.raises(StoreError, match="schema version 11"):
         init_store(location)
+
+
+def test_init_leaves_the_bytes_of_a_newer_sqlite_store_as_they_were(tmp_path: Path, run_cli: Any) -> None:
+    """A file in rollback-journal mode, as ml-metadata writes it: not even switched to WAL."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    store = root / "mlmd"
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE MLMDEnv (schema_version INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO MLMDEnv VALUES (11)")
+    conn.close()
+    before = store.read_bytes()
+
+    result = run_cli(root, "init")
+
+    assert result.exit_code == 1
+    assert "schema version 11" in result.output
+    assert store.read_bytes() == before
+    assert sorted(p.name for p in root.iterdir()) == ["mlmd"]
