@@ -11,6 +11,7 @@ were configured.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ LIBRARY_LOGGERS = (
 )
 
 _SILENT = logging.CRITICAL + 1
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 SHORT_MD5 = 8
 
 # Levels the library loggers had before the innermost quiet_libraries() block (an Airflow
@@ -99,11 +101,17 @@ def short_md5(md5: str) -> str:
     return md5[:SHORT_MD5] + (".dir" if md5.endswith(".dir") else "")
 
 
+def _describe(record: ArtifactRecord) -> str:
+    name = record.properties.get("metrics_name") or record.custom_properties.get("metrics_name")
+    if record.kind == ArtifactKind.STEP_METRICS:
+        return f"{name or record.path} (step metrics {short_md5(record.md5)})"
+    if record.kind == ArtifactKind.METRICS and not _MD5.match(record.md5):
+        return f"{name or record.path} (metrics)"  # logged values, no file
+    return f"{record.path} ({short_md5(record.md5)})"
+
+
 def _files(records: Iterable[ArtifactRecord]) -> str:
-    shown = [
-        f"{r.path} ({short_md5(r.md5)})" if r.md5 else r.path for r in records if r.kind != ArtifactKind.ENVIRONMENT
-    ]
-    return ", ".join(shown) or "-"
+    return ", ".join(_describe(r) for r in records if r.kind != ArtifactKind.ENVIRONMENT) or "-"
 
 
 def execution_line(
