@@ -375,7 +375,7 @@ class CmfQuery:
         level = 0
         while frontier and (depth is None or level < depth):
             level += 1
-            hop = [e for e in self.store.events_of_artifacts(frontier) if e.type is toward]
+            hop = self.store.events_of_artifacts(frontier, [toward])
             execution_ids = _unique(e.execution_id for e in hop if e.execution_id not in seen_executions)
             for event in hop:
                 self._edge(edges, event.artifact_id, event.execution_id, toward)
@@ -391,7 +391,7 @@ class CmfQuery:
                     execution,
                     level,
                 )
-            further = [e for e in self.store.events_of_executions(execution_ids) if e.type is away]
+            further = self.store.events_of_executions(execution_ids, [away])
             new_ids = _unique(e.artifact_id for e in further if _aid(e.artifact_id) not in nodes)
             for event in further:
                 self._edge(edges, event.artifact_id, event.execution_id, away)

@@ -265,6 +265,7 @@ class TaskRun:
                     custom_properties=custom_properties,
                     stage=self.stage,
                     artifacts=everything,
+                    previous=self.execution,
                 )
             except BaseException:
                 self._pending = pending + self._pending  # nothing was written: still pending

@@ -9,9 +9,12 @@ bound parameter; reads page by id and batch their lookups.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +42,7 @@ from cmf_orchestrate.records import (
 from cmf_orchestrate.store import _schema as s
 from cmf_orchestrate.store._bootstrap import ensure_schema
 from cmf_orchestrate.store._engine import Database, database_for
-from cmf_orchestrate.store._values import decode, encode
+from cmf_orchestrate.store._values import decode, encode, to_python
 
 __all__ = [
     "ARTIFACT_TYPE_PROPERTIES",
@@ -108,6 +111,7 @@ _ARTIFACT_LIVE = 2
 
 _PAGE = 1000
 _CHUNK = 500
+_ARTIFACT_CACHE = 10_000
 
 _Kind = int  # a TypeKind value
 
@@ -172,6 +176,7 @@ class MetadataStore:
         self._contexts: dict[tuple[str, str], ContextRecord] = {}
         self._linked: set[tuple[int, int]] = set()
         self._attributed: set[tuple[int, int]] = set()
+        self._artifact_cache: OrderedDict[tuple[int, str], ArtifactRecord] = OrderedDict()
         self._store_id: str | None = None
         ensure_schema(self._db())
         self._load_types()
@@ -781,79 +786,106 @@ class MetadataStore:
     # -- artifacts and events ---------------------------------------------------------------
 
     def _resolve_artifacts(self, conn: Connection, drafts: Sequence[ArtifactDraft]) -> list[ArtifactRecord]:
-        """The stored artifacts of drafts, created when absent (deduplicated by type and name)."""
-        a = s.ARTIFACT
+        """The stored artifacts of drafts, created when absent (deduplicated by type and name).
+
+        Artifacts are content identities: once read or written, this process remembers
+        them, so logging a known artifact again costs no lookup.
+        """
         types = {
             d.kind: self._type(s.TypeKind.ARTIFACT, d.kind.value, ARTIFACT_TYPE_PROPERTIES[d.kind]) for d in drafts
         }
-        keys = list(dict.fromkeys((types[d.kind].id, d.name) for d in drafts))
-        # A fixed order of inserts keeps concurrent writers of the same artifacts from deadlocking.
         by_key = {(types[d.kind].id, d.name): d for d in drafts}
-
-        def lookup(wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-            found: dict[tuple[int, str], int] = {}
-            for chunk in _chunks(wanted, _CHUNK):
-                rows = conn.execute(
-                    select(a.c.id, a.c.type_id, a.c.name).where(tuple_(a.c.type_id, a.c.name).in_(chunk))
-                )
-                for artifact_id, type_id, name in rows:
-                    if (int(type_id), name) in by_key:
-                        found[(int(type_id), name)] = int(artifact_id)
-            return found
-
-        ids = lookup(keys)
-        missing = sorted(k for k in keys if k not in ids)
-        created: set[int] = set()
+        known = {k: r for k in by_key if (r := self._artifact_cache.get(k)) is not None}
+        # A fixed order of inserts keeps concurrent writers of the same artifacts from deadlocking.
+        missing = sorted(k for k in by_key if k not in known)
         if missing:
-            now = _now_ms()
-            conn.execute(
-                self._insert_ignore(a),
-                [
-                    {
-                        "type_id": type_id,
-                        "name": name,
-                        "uri": by_key[(type_id, name)].uri,
-                        "state": _ARTIFACT_LIVE,
-                        "create_time_since_epoch": now,
-                        "last_update_time_since_epoch": now,
-                    }
-                    for type_id, name in missing
-                ],
-            )
-            fresh = lookup(missing)
-            ids.update(fresh)
-            # Properties go with the rows this transaction created; a racing writer's rows keep theirs.
-            existing = {
-                int(i)
-                for i in conn.execute(
-                    select(s.ARTIFACT_PROPERTY.c.artifact_id).where(
-                        s.ARTIFACT_PROPERTY.c.artifact_id.in_(list(fresh.values()))
-                    )
-                ).scalars()
-            }
-            created = {i for i in fresh.values() if i not in existing}
-            rows = []
-            for key, artifact_id in fresh.items():
-                if artifact_id in created:
-                    draft = by_key[key]
-                    declared = types[draft.kind].properties
-                    rows += self._property_rows("artifact_id", artifact_id, draft.properties, False, declared)
-                    rows += self._property_rows("artifact_id", artifact_id, draft.custom_properties, True, declared)
-            if rows:
-                conn.execute(self._insert_ignore(s.ARTIFACT_PROPERTY), rows)
-        # Custom properties given for an artifact that already existed are merged over its own.
-        merges = []
-        for key, artifact_id in ids.items():
-            draft = by_key[key]
-            if artifact_id not in created and draft.custom_properties:
-                merges += self._property_rows(
-                    "artifact_id", artifact_id, draft.custom_properties, True, types[draft.kind].properties
+            found = self._lookup_artifacts(conn, missing)
+            absent = [k for k in missing if k not in found]
+            created: dict[tuple[int, str], int] = {}
+            if absent:
+                now = _now_ms()
+                conn.execute(
+                    self._insert_ignore(s.ARTIFACT),
+                    [
+                        {
+                            "type_id": type_id,
+                            "name": name,
+                            "uri": by_key[(type_id, name)].uri,
+                            "state": _ARTIFACT_LIVE,
+                            "create_time_since_epoch": now,
+                            "last_update_time_since_epoch": now,
+                        }
+                        for type_id, name in absent
+                    ],
                 )
+                fresh = self._lookup_artifacts(conn, absent)
+                # Properties go with the rows this transaction created; a racing writer's rows keep theirs.
+                p = s.ARTIFACT_PROPERTY
+                taken = {
+                    int(i)
+                    for i in conn.execute(
+                        select(p.c.artifact_id).where(p.c.artifact_id.in_([r.id for r in fresh.values()]))
+                    ).scalars()
+                }
+                rows: list[dict[str, Any]] = []
+                for key, row in fresh.items():
+                    if row.id in taken:
+                        found[key] = row
+                        continue
+                    draft, declared = by_key[key], types[by_key[key].kind].properties
+                    rows += self._property_rows("artifact_id", row.id, draft.properties, False, declared)
+                    rows += self._property_rows("artifact_id", row.id, draft.custom_properties, True, declared)
+                    created[key] = row.id
+                    known[key] = dataclasses.replace(
+                        row,
+                        properties=_as_stored(draft.properties, declared),
+                        custom_properties=_as_stored(draft.custom_properties, {}),
+                    )
+                if rows:
+                    conn.execute(self._insert_ignore(p), rows)
+            if found:
+                props = self._properties_of(conn, s.TypeKind.ARTIFACT, [r.id for r in found.values()])
+                for key, row in found.items():
+                    known[key] = dataclasses.replace(
+                        row, properties=props[row.id][0], custom_properties=props[row.id][1]
+                    )
+        # Custom properties given for an artifact that already existed are merged over its own.
+        merges: list[dict[str, Any]] = []
+        for key, draft in by_key.items():
+            record = known[key]
+            if draft.custom_properties and not _contains(record.custom_properties, draft.custom_properties):
+                declared = types[draft.kind].properties
+                merges += self._property_rows("artifact_id", record.id, draft.custom_properties, True, declared)
+                merged = {**record.custom_properties, **_as_stored(draft.custom_properties, {})}
+                known[key] = dataclasses.replace(record, custom_properties=merged)
         if merges:
             conn.execute(self._upsert_properties(s.ARTIFACT_PROPERTY, "artifact_id"), merges)
-        records = self._records_in(conn, s.TypeKind.ARTIFACT, list(ids.values()))
-        by_id = {r.id: r for r in records}
-        return [by_id[ids[(types[d.kind].id, d.name)]] for d in drafts]
+        return [known[(types[d.kind].id, d.name)] for d in drafts]
+
+    def _lookup_artifacts(
+        self, conn: Connection, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], ArtifactRecord]:
+        """Artifacts by (type id, name), without their properties."""
+        a = s.ARTIFACT
+        wanted = set(keys)
+        found: dict[tuple[int, str], ArtifactRecord] = {}
+        for chunk in _chunks(list(keys), _CHUNK):
+            rows = conn.execute(
+                select(a.c.id, a.c.type_id, a.c.name, a.c.uri, a.c.create_time_since_epoch).where(
+                    tuple_(a.c.type_id, a.c.name).in_(chunk)
+                )
+            )
+            for artifact_id, type_id, name, uri, created in rows:
+                key = (int(type_id), name)
+                if key in wanted:  # MySQL compares names case-insensitively
+                    found[key] = ArtifactRecord(
+                        id=int(artifact_id),
+                        kind=self._type_name(int(type_id)),
+                        name=name,
+                        uri=uri or "",
+                        create_time_ms=int(created),
+                    )
+        return found
 
     def _records_in(self, conn: Connection, kind: _Kind, ids: Sequence[int]) -> list[Any]:
         node = _NODES[kind].node
@@ -874,6 +906,7 @@ class MetadataStore:
         custom_properties: Mapping[str, Any] | None = None,
         stage: ContextRecord,
         artifacts: Sequence[tuple[ArtifactDraft, EventType]] = (),
+        previous: ExecutionRecord | None = None,
     ) -> tuple[ExecutionRecord, list[ArtifactRecord]]:
         """Create or update an execution together with artifacts and their events, in one transaction.
 
@@ -886,6 +919,8 @@ class MetadataStore:
             custom_properties: Custom properties to set (merged over those recorded).
             stage: The stage context the execution and artifacts belong to.
             artifacts: Artifacts to record, each with its event type.
+            previous: The execution as this process last recorded it (an update then
+                reads nothing back: the result is it with the changes applied).
 
         Returns:
             The execution as recorded and the artifacts in the order given.
@@ -937,14 +972,6 @@ class MetadataStore:
                     )
                     attributed.extend(pairs)
                 linked: set[tuple[int, int]] = set()
-                if execution_id is not None:
-                    ev = s.EVENT
-                    linked = {
-                        (int(a), int(t))
-                        for a, t in conn.execute(
-                            select(ev.c.artifact_id, ev.c.type).where(ev.c.execution_id == exec_id)
-                        )
-                    }
                 events = []
                 for record, (_, event_type) in zip(records, artifacts, strict=True):
                     key = (record.id, _EVENT_CODES[event_type])
@@ -960,14 +987,47 @@ class MetadataStore:
                             }
                         )
                 if events:
-                    conn.execute(s.EVENT.insert(), events)
-            [execution] = self._records_in(conn, s.TypeKind.EXECUTION, [exec_id])
+                    # An event recorded before (the same artifact logged again) stays as it was.
+                    conn.execute(self._insert_ignore(s.EVENT) if execution_id is not None else s.EVENT.insert(), events)
+            if execution_id is None:
+                execution = ExecutionRecord(
+                    id=exec_id,
+                    name=name or "",
+                    type=type_name,
+                    state=state,
+                    properties=_as_stored(properties or {}, etype.properties),
+                    custom_properties=_as_stored(custom_properties or {}, {}),
+                    create_time_ms=now,
+                    update_time_ms=now,
+                )
+            elif previous is not None and previous.id == exec_id:
+                execution = dataclasses.replace(
+                    previous,
+                    state=state,
+                    properties={**previous.properties, **_as_stored(properties or {}, etype.properties)},
+                    custom_properties={**previous.custom_properties, **_as_stored(custom_properties or {}, {})},
+                    update_time_ms=now,
+                )
+            else:
+                [execution] = self._records_in(conn, s.TypeKind.EXECUTION, [exec_id])
             return execution, records
 
         result: tuple[ExecutionRecord, list[ArtifactRecord]] = self._write("recording an execution", write)
         with self._lock:
             self._attributed.update(attributed)
+            for record in result[1]:
+                self._remember_artifact(record)
         return result
+
+    def _remember_artifact(self, record: ArtifactRecord) -> None:
+        type_id = self._known_type_id(s.TypeKind.ARTIFACT, record.kind)
+        if type_id is None:
+            return
+        cache = self._artifact_cache
+        cache[(type_id, record.name)] = record
+        cache.move_to_end((type_id, record.name))
+        while len(cache) > _ARTIFACT_CACHE:
+            cache.popitem(last=False)
 
     def artifacts_by_id(self, ids: Iterable[int]) -> list[ArtifactRecord]:
         """Artifacts by id (missing ids are left out)."""
@@ -1050,18 +1110,19 @@ class MetadataStore:
         ids = select(at.c.artifact_id).where(at.c.context_id == int(context_id))
         return list(self._select_nodes(s.TypeKind.ARTIFACT, [s.ARTIFACT.c.id.in_(ids)]))
 
-    def _events(self, column: str, ids: Iterable[int]) -> list[EventRecord]:
+    def _events(self, column: str, ids: Iterable[int], types: Iterable[EventType] | None) -> list[EventRecord]:
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             return []
         ev = s.EVENT
+        codes = sorted(code for code, kind in _CODE_EVENTS.items() if types is None or kind in set(types))
 
         def read(conn: Connection) -> list[EventRecord]:
             found: list[EventRecord] = []
             for chunk in _chunks(wanted, _CHUNK):
                 rows = conn.execute(
                     select(ev.c.execution_id, ev.c.artifact_id, ev.c.type, ev.c.milliseconds_since_epoch)
-                    .where(ev.c[column].in_(chunk))
+                    .where(ev.c[column].in_(chunk), ev.c.type.in_(codes))
                     .order_by(ev.c.id)
                 )
                 found += [
@@ -1073,13 +1134,13 @@ class MetadataStore:
 
         return list(self._read("reading events", read))
 
-    def events_of_executions(self, ids: Iterable[int]) -> list[EventRecord]:
-        """Events of the given executions."""
-        return self._events("execution_id", ids)
+    def events_of_executions(self, ids: Iterable[int], types: Iterable[EventType] | None = None) -> list[EventRecord]:
+        """Events of the given executions (only of ``types``, when given)."""
+        return self._events("execution_id", ids, types)
 
-    def events_of_artifacts(self, ids: Iterable[int]) -> list[EventRecord]:
-        """Events of the given artifacts."""
-        return self._events("artifact_id", ids)
+    def events_of_artifacts(self, ids: Iterable[int], types: Iterable[EventType] | None = None) -> list[EventRecord]:
+        """Events of the given artifacts (only of ``types``, when given)."""
+        return self._events("artifact_id", ids, types)
 
     def count(self, what: str) -> int:
         """Number of rows of ``executions``, ``artifacts``, ``contexts`` or ``events``."""
@@ -1102,9 +1163,8 @@ class MetadataStore:
             unknown = [a for a in input_ids if a not in producers]
             for artifact_id in unknown:
                 producers[artifact_id] = set()
-            for event in self.events_of_artifacts(unknown):
-                if event.type is EventType.OUTPUT:
-                    producers[event.artifact_id].add(event.execution_id)
+            for event in self.events_of_artifacts(unknown, [EventType.OUTPUT]):
+                producers[event.artifact_id].add(event.execution_id)
             wanted = [i for e in executions for i in (e.stage_id, e.pipeline_id) if i not in contexts]
             for context in self.contexts_by_id(wanted):
                 contexts[context.id] = context
@@ -1160,6 +1220,26 @@ def _snapshot(
             if producers.get(a.id, set()) - {execution.id}
         },
     )
+
+
+def _as_stored(values: Mapping[str, Any], declared: Mapping[str, int]) -> dict[str, Value]:
+    """Values as a read of the store returns them."""
+    stored: dict[str, Value] = {}
+    for name, value in values.items():
+        plain = to_python(value)
+        stored[name] = str(plain) if declared.get(name) == _S and not isinstance(plain, str) else plain
+    return stored
+
+
+def _contains(current: Mapping[str, Value], wanted: Mapping[str, Any]) -> bool:
+    for name, value in _as_stored(wanted, {}).items():
+        if name not in current:
+            return False
+        have = current[name]
+        same_nan = isinstance(have, float) and isinstance(value, float) and math.isnan(have) and math.isnan(value)
+        if have != value and not same_nan:
+            return False
+    return True
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterator[list[Any]]:
