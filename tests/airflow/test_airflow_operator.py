@@ -116,6 +116,7 @@ def test_templated_paths_decorator_current_run_and_asset_events(
         f"outputs data/{DS}/out.csv ({md5(out)[:8]})"
     ) in log
     assert f"CMF execution {consume.id} COMPLETE: inputs data/{DS}/out.csv ({md5(out)[:8]}); outputs " in log
+    assert f"consume_metrics (metrics), data/{DS}/final.csv ({md5(final)[:8]})" in log
 
     # The Neo4j password is in no log line, no MLMD byte, no Airflow table (XCom, rendered fields).
     assert PASSWORD not in captured.out + captured.err
