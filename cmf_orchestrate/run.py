@@ -322,14 +322,14 @@ class TaskRun:
     ) -> ExecutionRecord:
         """Record declared outputs and mark the execution COMPLETE, in one transaction.
 
-        Args:
-            outputs: The outputs to record (default: the declared ones).
-            state: COMPLETE, or CACHED for an attempt the orchestrator answered from its cache.
-
         A declared output not written during the attempt (its mtime is before the attempt
         started) is recorded as ``DECLARED_OUTPUT``, never as produced, with a warning; with
         ``strict_outputs`` the attempt fails instead. A CACHED attempt writes nothing by
         definition, so the rule does not apply to it.
+
+        Args:
+            outputs: The outputs to record (default: the declared ones).
+            state: COMPLETE, or CACHED for an attempt the orchestrator answered from its cache.
 
         Raises:
             ArtifactNotFoundError: A declared output is missing; the execution is then FAILED.
@@ -416,10 +416,14 @@ class TaskRun:
     ) -> LoggedArtifact:
         """Record a dataset file or directory as an input or output of this execution.
 
+        An output not written since the execution started is recorded as ``DECLARED_OUTPUT``.
+
         Raises:
             InvalidArgumentError: ``event`` is not "input" or "output".
             ArtifactNotFoundError: The path does not exist.
             PathOutsideProjectError: The path lies outside the project root.
+            ArtifactError: ``strict_outputs`` is set and the output was not written since the
+                execution started (it is then FAILED).
         """
         return self._log(Dataset(os.fspath(url), dict(custom_properties or {})), event, "log_dataset")
 
@@ -434,10 +438,14 @@ class TaskRun:
     ) -> LoggedArtifact:
         """Record a model file or directory as an input or output of this execution.
 
+        An output not written since the execution started is recorded as ``DECLARED_OUTPUT``.
+
         Raises:
             InvalidArgumentError: ``event`` is not "input" or "output".
             ArtifactNotFoundError: The path does not exist.
             PathOutsideProjectError: The path lies outside the project root.
+            ArtifactError: ``strict_outputs`` is set and the output was not written since the
+                execution started (it is then FAILED).
         """
         spec = Model(os.fspath(path), dict(custom_properties or {}), model_framework, model_type, model_name)
         return self._log(spec, event, "log_model")
