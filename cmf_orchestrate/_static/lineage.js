@@ -420,7 +420,9 @@
     attempts += 1;
     if (opened === null) opened = { zoom: cy.zoom(), pan: cy.pan() };
     cy.fit(undefined, 32);
-    requestAnimationFrame(function () { requestAnimationFrame(function () { check(); }); });
+    // A timer, not animation frames: headless browsers may not run frames, and a node not
+    // painted yet is simply checked again.
+    setTimeout(check, 60);
   }
   function check() {
     var W = container.clientWidth, H = container.clientHeight;
@@ -467,5 +469,5 @@
   window.addEventListener("hashchange", selectFromHash);
   selectFromHash();
 
-  cy.ready(function () { requestAnimationFrame(function () { setTimeout(verify, 0); }); });
+  cy.ready(function () { setTimeout(verify, 0); });
 })();

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -87,48 +86,7 @@ class State:
             raise StoreUnavailableError(
                 f"no metadata store at {location.path} (record a pipeline run first, or pass --store PATH|URL)"
             )
-        if self.debug:
-            return open_store(location)
-        # ML Metadata's C++ code logs connection failures straight to file descriptor 2, over
-        # several lines; keep them off the terminal and fold their gist into our one line.
-        with _native_stderr() as captured:
-            try:
-                return open_store(location)
-            except StoreUnavailableError as exc:
-                detail = _native_error(captured())
-                if detail:
-                    raise StoreUnavailableError(f"{str(exc).strip()} ({location.scrub(detail)})") from exc
-                raise
-
-
-@contextmanager
-def _native_stderr() -> Iterator[Callable[[], str]]:
-    """Redirect file descriptor 2 to a temporary file; yield a reader of what was written."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-
-        def read() -> str:
-            sink.seek(0)
-            return sink.read().decode("utf-8", errors="replace")
-
-        try:
-            yield read
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _native_error(text: str) -> str:
-    """The informative part of ML Metadata's native log lines (``...error: <this>``)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if "error:" in line.lower():
-            return line.split("rror:", 1)[1].strip()
-        if line.startswith("E") and "]" in line:
-            return line.split("]", 1)[1].strip()
-    return lines[-1] if lines and not lines[-1].startswith(("WARNING", "I")) else ""
+        return open_store(location)
 
 
 def _store_value(value: str | None) -> str | None:
