@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cmf_orchestrate.errors import ConfigError
@@ -15,6 +16,7 @@ _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*):[^\s@/]+@")
 _SECRET_NAME = r"[\w.-]*(?:password|passwd|secret|token)[\w.-]*"  # noqa: S105 - a pattern of option names, not a password
 _SECRET_OPTION = re.compile(rf"(?i)(?<![\w-])(-{{1,2}}{_SECRET_NAME})(=|\s+)(?!-)\S+")
 _SECRET_ASSIGNMENT = re.compile(rf"(?i)(?<![\w.-])({_SECRET_NAME})=\S+")
+_SHORT_PASSWORD = 6
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 #: Seconds a statement (or SQLite's wait for the write lock) may take before the store is
 #: reported unavailable, and seconds to establish a connection.
@@ -60,8 +62,16 @@ class StoreLocation:
         return f"{self.backend}:{self.host}:{self.port}/{self.database}"
 
     def scrub(self, text: str) -> str:
-        """``text`` with any occurrence of the password masked."""
-        return text.replace(self.password, "***") if self.password else text
+        """``text`` with any occurrence of the password masked.
+
+        A password shorter than :data:`_SHORT_PASSWORD` characters would also match inside
+        ordinary words (``e`` in "does not exist"): it is masked where it stands alone.
+        """
+        if not self.password:
+            return text
+        if len(self.password) >= _SHORT_PASSWORD:
+            return text.replace(self.password, "***")
+        return re.sub(rf"(?<![^\W_]){re.escape(self.password)}(?![^\W_])", "***", text)
 
 
 def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocation:
@@ -116,9 +126,14 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
     )
 
 
-def _options(query: str, text: str) -> dict[str, float]:
+class _Options(TypedDict, total=False):
+    timeout: float
+    connect_timeout: float
+
+
+def _options(query: str, text: str) -> _Options:
     """The URL's query options (``?timeout=30&connect_timeout=10``), in seconds."""
-    options: dict[str, float] = {}
+    options: _Options = {}
     for key, raw in parse_qsl(query, keep_blank_values=True):
         if key not in _OPTIONS:
             raise ConfigError(f"store: unknown option {key!r} in {_mask(text)!r} (known: {', '.join(_OPTIONS)})")
@@ -128,7 +143,7 @@ def _options(query: str, text: str) -> dict[str, float]:
             value = -1.0
         if not 0 < value < 86400:
             raise ConfigError(f"store: option {key} must be a number of seconds, got {raw!r} in {_mask(text)!r}")
-        options[key] = value
+        options[key] = value  # type: ignore[literal-required]  # key is one of _OPTIONS
     return options
 
 

@@ -51,6 +51,24 @@ def _has_table(db: Database, conn: Connection, name: str) -> bool:
     return conn.execute(query, {"name": name}).first() is not None
 
 
+def _refuse_foreign(db: Database, conn: Connection) -> None:
+    """Refuse a database that holds tables of another application (a wrong path or URL)."""
+    if db.backend == "sqlite":
+        query = text("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+    elif db.backend == "postgresql":
+        query = text("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
+    else:
+        query = text("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+    ours = {name.lower() for name in s.MLMD_ENV.metadata.tables}
+    foreign = sorted(str(row[0]) for row in conn.execute(query) if str(row[0]).lower() not in ours)
+    if foreign:
+        raise StoreError(
+            f"{db.location.redacted} is not an ML Metadata store: it holds other tables "
+            f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}) and no schema version; "
+            "it was left untouched"
+        )
+
+
 def _check(db: Database, version: int | None) -> bool:
     """Whether the schema is ready; raise for one this release must not touch."""
     if version is None:
@@ -72,12 +90,16 @@ def ensure_schema(db: Database) -> None:
         StoreError: The store has another schema version, or is not a database.
         StoreUnavailableError: The store cannot be reached.
     """
+    if db.backend == "sqlite":
+        _check_sqlite_read_only(db)
     if _check(db, db.transact("reading the schema version", lambda c: schema_version(db, c), write=False)):
+        db.use_wal()
         return
     if db.backend == "mysql":
         _create_mysql(db)
     else:
         db.transact("creating the schema", lambda conn: _create_transactional(db, conn))
+        db.use_wal()
 
 
 def _create_transactional(db: Database, conn: Connection) -> None:
@@ -87,6 +109,7 @@ def _create_transactional(db: Database, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     if _check(db, schema_version(db, conn)):
         return
+    _refuse_foreign(db, conn)
     for statement in s.DDL[db.backend]:
         conn.exec_driver_sql(statement)
     _populate(conn)
@@ -105,6 +128,7 @@ def _create_mysql(db: Database) -> None:
             try:
                 if _check(db, schema_version(db, conn)):
                     return
+                _refuse_foreign(db, conn)
                 existing = {
                     row[0]
                     for row in conn.execute(
@@ -152,9 +176,7 @@ def init_store(location: StoreLocation) -> None:
         StoreUnavailableError: The server cannot be reached or refuses the credentials.
     """
     db = database_for(location)
-    if location.backend == "sqlite":
-        _check_sqlite_read_only(db)
-    elif not _database_exists(db):
+    if location.backend != "sqlite" and not _database_exists(db):
         _create_database(db)
     ensure_schema(db)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from servers import IN_CI
 
 
 def _unavailable(message: str) -> None:

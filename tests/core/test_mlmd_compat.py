@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MY_HOST, MY_PORT, MY_USER, PG_HOST, PG_PORT, PG_USER, _create_database, _drop_database
 from mlmd_oracle import READ_ALL, connection_config, run_oracle
+from servers import MY_HOST, MY_PORT, MY_USER, PG_HOST, PG_PORT, PG_USER, create_database, drop_database
 
 from cmf_orchestrate import CmfQuery, cmf
 from cmf_orchestrate._storeurl import parse_store_url
@@ -37,9 +37,9 @@ def reference_url(store_url: str, project: Path) -> Iterator[str]:
         yield str(project / "reference.sqlite")
         return
     name = f"cmf_ref_{uuid.uuid4().hex[:10]}"
-    _create_database(loc.backend, name)
+    create_database(loc.backend, name)
     yield store_url.rsplit("/", 1)[0] + "/" + name
-    _drop_database(loc.backend, name)
+    drop_database(loc.backend, name)
 
 
 def _sqlite_schema(path: Path) -> list[tuple[str, str, str]]:

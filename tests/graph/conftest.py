@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import IN_CI
 
 from cmf_orchestrate.errors import GraphError, GraphUnavailableError
 from cmf_orchestrate.graph import NODE_LABELS, Statement
-from tests.conftest import IN_CI
 
 
 class FalkorServer:

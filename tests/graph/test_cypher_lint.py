@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from servers import IN_CI
 
 from cmf_orchestrate import _cypher, graph
-from tests.conftest import IN_CI
 from tests.graph._snapshots import every_kind_snapshot
 
 LINTER = Path(__file__).resolve().parents[2] / "tools" / "cypher-lint"
