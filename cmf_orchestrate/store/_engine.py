@@ -1,7 +1,8 @@
 """Connections: one SQLAlchemy engine per process and store, transactions and their retries.
 
-- SQLite runs in WAL mode with a busy timeout; every write transaction starts with
-  ``BEGIN IMMEDIATE``, so writers queue for the lock instead of failing half-way.
+- SQLite runs in WAL mode (set once the file is known to be a store) with a busy
+  timeout; every write transaction starts with ``BEGIN IMMEDIATE``, so writers queue for
+  the lock instead of failing half-way.
 - PostgreSQL (pg8000) and MySQL (PyMySQL) connections carry socket timeouts, so a frozen
   server gives :class:`StoreUnavailableError` in bounded time; pools pre-ping, so a
   restarted server is reconnected to.
@@ -55,6 +56,28 @@ class Database:
         self.location = location
         self.backend = location.backend
         self.engine = _create_engine(location)
+
+    def use_wal(self) -> None:
+        """Put an SQLite store in WAL mode (persistent in the file), so readers never block writers.
+
+        Called once the file is known to be an ML Metadata store. A read-only file, or one
+        that another process holds locked for longer than the busy timeout, keeps its mode:
+        the store works in either.
+        """
+        if self.backend != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                # Outside any transaction: the journal mode cannot change inside one.
+                cursor.execute("PRAGMA journal_mode = WAL")
+            except Exception as error:  # noqa: BLE001 - any driver error only keeps the old mode
+                logger.debug("%s stays in its journal mode: %s", self.location.redacted, error)
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
 
     def dispose_inherited(self) -> None:
         """Forget connections inherited through fork without closing the parent's sockets."""
@@ -261,8 +284,9 @@ def _configure_sqlite(engine: Engine, timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            # Not journal_mode: it writes to the file, which must first be known to be a store
+            # (use_wal, once the schema is checked). A foreign or corrupt file stays untouched.
             cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
