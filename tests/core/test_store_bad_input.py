@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import MY_HOST, MY_PORT, MY_USER, require_server
 from own_servers import PostgresCluster, free_port
+from servers import MY_HOST, MY_PORT, MY_USER, require_server
 
 from cmf_orchestrate import RunInfo, cmf, task_run
 from cmf_orchestrate.errors import StoreError
