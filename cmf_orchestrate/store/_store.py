@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import Connection, Select, Table, and_, exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -43,6 +43,9 @@ from cmf_orchestrate.store import _schema as s
 from cmf_orchestrate.store._bootstrap import ensure_schema
 from cmf_orchestrate.store._engine import Database, database_for
 from cmf_orchestrate.store._values import decode, encode, to_python
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ARTIFACT_TYPE_PROPERTIES",
@@ -114,6 +117,28 @@ _CHUNK = 500
 _ARTIFACT_CACHE = 10_000
 
 _Kind = int  # a TypeKind value
+
+
+class ExecutionFilters(TypedDict, total=False):
+    """Filters of :meth:`MetadataStore.executions`; an execution matches every one given (None: no filter).
+
+    Attributes:
+        state: In this state.
+        fact: ``(fact, value)``: its ``cmf.<fact>`` equals ``value``.
+        context_ids: Associated to one of these contexts.
+        stage: Of the stage context of this full name (``<pipeline>/<stage>``).
+        pipeline: Of one of this pipeline's stages.
+        since_ms: Created at or after this time (ms since the epoch).
+        name_suffix: Its name ends with this text.
+    """
+
+    state: ExecutionState | str | None
+    fact: tuple[str, Value] | None
+    context_ids: Sequence[int] | None
+    stage: str | None
+    pipeline: str | None
+    since_ms: int | None
+    name_suffix: str | None
 
 
 @dataclass(frozen=True)
@@ -581,19 +606,12 @@ class MetadataStore:
 
     # -- executions -------------------------------------------------------------------------
 
-    def _execution_filters(
-        self,
-        *,
-        state: ExecutionState | str | None = None,
-        fact: tuple[str, Value] | None = None,
-        context_ids: Sequence[int] | None = None,
-        stage: str | None = None,
-        pipeline: str | None = None,
-        since_ms: int | None = None,
-        name_suffix: str | None = None,
-    ) -> list[ColumnElement[bool]]:
+    def _execution_filters(self, filters: ExecutionFilters) -> list[ColumnElement[bool]]:
         e = s.EXECUTION
         where: list[ColumnElement[bool]] = []
+        state, fact, context_ids = filters.get("state"), filters.get("fact"), filters.get("context_ids")
+        stage, pipeline, since_ms = filters.get("stage"), filters.get("pipeline"), filters.get("since_ms")
+        name_suffix = filters.get("name_suffix")
         if state is not None:
             where.append(e.c.last_known_state == _STATE_CODES[ExecutionState(str(state).upper())])
         if fact is not None:
@@ -634,40 +652,17 @@ class MetadataStore:
         return where
 
     def executions(
-        self,
-        *,
-        state: ExecutionState | str | None = None,
-        fact: tuple[str, Value] | None = None,
-        context_ids: Sequence[int] | None = None,
-        stage: str | None = None,
-        pipeline: str | None = None,
-        since_ms: int | None = None,
-        name_suffix: str | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
+        self, *, limit: int | None = None, newest_first: bool = False, **filters: Unpack[ExecutionFilters]
     ) -> list[ExecutionRecord]:
-        """Executions matching every filter given, in order of id.
+        """Executions matching every filter given (see :class:`ExecutionFilters`), in order of id.
 
         Args:
-            state: Only executions in this state.
-            fact: ``(fact, value)``: only executions whose ``cmf.<fact>`` equals ``value``.
-            context_ids: Only executions associated to one of these contexts.
-            stage: Only executions of the stage context of this full name (``<pipeline>/<stage>``).
-            pipeline: Only executions of this pipeline's stages.
-            since_ms: Only executions created at or after this time (ms since the epoch).
-            name_suffix: Only executions whose name ends with this text.
             limit: At most this many (applied by the store).
             newest_first: Newest first instead of oldest first.
+            **filters: The filters, each a keyword of :class:`ExecutionFilters`.
         """
-        where = self._execution_filters(
-            state=state,
-            fact=fact,
-            context_ids=context_ids,
-            stage=stage,
-            pipeline=pipeline,
-            since_ms=since_ms,
-            name_suffix=name_suffix,
-        )
+        where = self._execution_filters(filters)
+        pipeline, stage, name_suffix = filters.get("pipeline"), filters.get("stage"), filters.get("name_suffix")
         found: list[ExecutionRecord] = self._select_nodes(
             s.TypeKind.EXECUTION, where, limit=limit, newest_first=newest_first
         )
@@ -677,7 +672,7 @@ class MetadataStore:
             found = [x for x in found if x.name.endswith(name_suffix)]
         return found
 
-    def execution_ids(self, **filters: Any) -> list[int]:
+    def execution_ids(self, **filters: Unpack[ExecutionFilters]) -> list[int]:
         """Ids of the executions matching the filters of :meth:`executions`, ascending."""
         return sorted(e.id for e in self.executions(**filters))
 
