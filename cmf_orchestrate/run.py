@@ -620,9 +620,14 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     pq.write_table(table, path)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _column(values: list[Any]) -> list[Any]:
     kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int, float} or len(kinds) <= 1:
+    # Parquet has no integer wider than 64 bits: such a column is kept as decimal text.
+    fits = all(v in _INT64 for v in values if type(v) is int)
+    if fits and (kinds <= {int, float} or len(kinds) <= 1):
         return values
     return [None if v is None else str(v) for v in values]
 
