@@ -158,7 +158,9 @@ def lineage_cmd(
     if fmt == "html" and output is None:
         output = Path("lineage.html")
     if fmt == "tree" and output is None:
-        out_console().print(to_tree(rgraph))
+        console = out_console()
+        # A narrow terminal gets short md5s rather than lines wrapped in the middle of one.
+        console.print(to_tree(rgraph, short=console.width < 120))
         return
     text = render(rgraph, cast("Format", fmt))
     if output is None:

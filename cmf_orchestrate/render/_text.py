@@ -163,7 +163,7 @@ def _caption(node: RenderNode) -> str:
     return node.label
 
 
-def _tree_label(node: RenderNode) -> Text:
+def _tree_label(node: RenderNode, short: bool = False) -> Text:
     props = node.properties
     if node.kind == "artifact":
         metrics = _metrics_set(node)
@@ -177,7 +177,7 @@ def _tree_label(node: RenderNode) -> Text:
         label = "python environment" if node.subtype == "Environment" else node.label
         text = f"[cyan]{escape(node.subtype or 'Artifact')}[/] {escape(label)}"
         if md5:
-            text += f" [dim]md5 {escape(str(md5))}[/]"
+            text += f" [dim]md5 {escape(_short(md5) if short else str(md5))}[/]"
         return Text.from_markup(text)
     if node.kind == "execution":
         colour = _RICH_STATE.get(node.state, "white")
@@ -197,12 +197,16 @@ def _tree_label(node: RenderNode) -> Text:
     return Text.from_markup(f"[yellow]{escape(node.kind)}[/] {escape(node.label)}")
 
 
-def to_tree(graph: RenderGraph) -> Tree:
+def to_tree(graph: RenderGraph, short: bool = False) -> Tree:
     """Render the graph as a ``rich`` tree rooted at the asked-for node.
 
     Upstream graphs grow towards producers and their inputs, downstream graphs towards
     consumers and their outputs. A node reached twice is shown once in full and then as
-    ``(see above)``.
+    ``(see above)``; the Python environment, an input of every execution, only once.
+
+    Args:
+        graph: The lineage graph.
+        short: Show md5s by their first eight digits (for narrow terminals).
     """
     flow = [e for e in graph.edges if e.kind in ("input", "output")]
     parents: dict[str, list[str]] = {}
@@ -218,13 +222,16 @@ def to_tree(graph: RenderGraph) -> Tree:
         neighbours = lambda node_id: parents.get(node_id, [])  # noqa: E731 - tiny selector
 
     root = by_id[graph.root]
-    tree = Tree(_tree_label(root), guide_style="dim")
+    tree = Tree(_tree_label(root, short), guide_style="dim")
     seen = {root.id}
     # Depth-first, pre-order, iterative (lineage chains can be deeper than Python's stack).
     stack: list[tuple[str, Tree]] = [(nxt, tree) for nxt in reversed(neighbours(root.id))]
     while stack:
         node_id, parent = stack.pop()
-        label = _tree_label(by_id[node_id])
+        node = by_id[node_id]
+        if node_id in seen and node.kind == "artifact" and node.subtype == "Environment":
+            continue
+        label = _tree_label(node, short)
         if node_id in seen:
             label.append(" (see above)", style="dim italic")
             parent.add(label)

@@ -78,3 +78,11 @@ def test_fitting_rules() -> None:
     assert ellipsize("features/v1/train.csv", 12, "start") == "…1/train.csv"
     assert ellipsize("RuntimeError: disk full", 10) == "RuntimeEr…"
     assert ellipsize("short", 10) == "short"
+
+
+def test_lineage_tree_on_a_narrow_terminal(recorded: Recorded) -> None:
+    shown = run_in_terminal(recorded.root, "lineage", "models/model.pkl", columns=80)
+    lines = shown.splitlines()
+    assert lines[0].rstrip() == f"Model models/model.pkl md5 {recorded.md5_v2[:8]}…"
+    assert shown.count("python environment") == 1  # an input of every execution, shown once
+    assert "prepare #" in shown and "data/raw.csv" in shown
