@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cmf_orchestrate import cmf
+    from cmf_orchestrate import cmf, cmfquery
     from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
     from cmf_orchestrate.cmf import Cmf
     from cmf_orchestrate.errors import (
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         TemplateError,
     )
     from cmf_orchestrate.facts import RunInfo
-    from cmf_orchestrate.query import CmfQuery, LineageEdge, LineageGraph, LineageNode
+    from cmf_orchestrate.query import CmfQuery, LineageEdge, LineageGraph, LineageNode, MetadataQuery
     from cmf_orchestrate.records import (
         ArtifactKind,
         ArtifactRecord,
@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "LineageEdge": "query",
     "LineageGraph": "query",
     "LineageNode": "query",
+    "MetadataQuery": "query",
     "Metrics": "artifacts",
     "Model": "artifacts",
     "NoActiveRunError": "errors",
@@ -103,6 +104,7 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "MetadataQuery",
     "Metrics",
     "Model",
     "NoActiveRunError",
@@ -113,6 +115,7 @@ __all__ = [
     "TaskRun",
     "TemplateError",
     "cmf",
+    "cmfquery",
     "current_run",
     "record_cached",
     "task_run",
@@ -120,8 +123,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "cmf":
-        return importlib.import_module("cmf_orchestrate.cmf")
+    if name in ("cmf", "cmfquery"):
+        return importlib.import_module(f"cmf_orchestrate.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cmf_orchestrate' has no attribute {name!r}")

@@ -5,6 +5,9 @@ its metadata waits for the execution's next write: closing the execution records
 artifacts logged during it, the outputs and the final state in one transaction. Reading
 a :class:`LoggedArtifact` (its id, name or any attribute of
 :class:`~cmf_orchestrate.records.ArtifactRecord`) records what is pending first.
+
+It reads like ML Metadata's ``Artifact`` proto, as CMF scripts expect:
+``.properties["url"].string_value``, ``.custom_properties[...]``, ``.type_id``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cmf_orchestrate._proto import ArtifactView
 from cmf_orchestrate.records import ArtifactRecord
 
 __all__ = ["LoggedArtifact"]
@@ -20,10 +24,11 @@ __all__ = ["LoggedArtifact"]
 class LoggedArtifact:
     """An artifact logged in an execution; reads as the :class:`ArtifactRecord` it becomes."""
 
-    __slots__ = ("_flush", "_record")
+    __slots__ = ("_flush", "_record", "_type_ids")
 
-    def __init__(self, flush: Callable[[], None]) -> None:
+    def __init__(self, flush: Callable[[], None], type_ids: Callable[[str, str], int | None] | None = None) -> None:
         self._flush = flush
+        self._type_ids = type_ids
         self._record: ArtifactRecord | None = None
 
     def resolve(self, record: ArtifactRecord) -> None:
@@ -44,10 +49,15 @@ class LoggedArtifact:
             raise RuntimeError("the logged artifact was not recorded")
         return self._record
 
+    @property
+    def view(self) -> ArtifactView:
+        """The stored artifact, read like an ML Metadata ``Artifact`` proto."""
+        return ArtifactView(self.record, self._type_ids)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.record, name)
+        return getattr(self.view, name)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LoggedArtifact):

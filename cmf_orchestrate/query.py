@@ -1,6 +1,8 @@
 """The read side: CMF's query API and lineage graphs.
 
 Names follow cmflib's ``CmfQuery``; results are typed records instead of data frames.
+The class is :class:`MetadataQuery` (``CmfQuery`` is the same class, under the name this
+project has always exported); CMF's data-frame API is :mod:`cmf_orchestrate.cmfquery`.
 An artifact is referred to by its name (``<path>:<md5>``), its md5, or its path (the
 latest version recorded at that path). Lineage walks the event graph one level at a
 time with batched lookups, never scanning the store per hop.
@@ -30,7 +32,7 @@ from cmf_orchestrate.store import (
     open_store,
 )
 
-__all__ = ["CmfQuery", "LineageEdge", "LineageGraph", "LineageNode"]
+__all__ = ["CmfQuery", "LineageEdge", "LineageGraph", "LineageNode", "MetadataQuery"]
 
 Direction = Literal["up", "down"]
 NodeKind = Literal["pipeline", "stage", "execution", "artifact"]
@@ -457,3 +459,7 @@ def _eid(execution_id: int) -> str:
 
 def _unique(values: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(values))
+
+
+#: The typed read API under its own name (``cmf_orchestrate.cmfquery.CmfQuery`` returns data frames).
+MetadataQuery = CmfQuery

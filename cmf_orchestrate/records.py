@@ -48,6 +48,7 @@ class ArtifactKind(StrEnum):
     STEP_METRICS = "Step_Metrics"
     DATASLICE = "Dataslice"
     ENVIRONMENT = "Environment"
+    LABEL = "Label"
 
 
 class ExecutionState(StrEnum):
@@ -135,8 +136,9 @@ class ExecutionRecord:
 
     @property
     def parameters(self) -> dict[str, Value]:
-        """User parameters: the custom properties outside the reserved ``cmf.`` namespace."""
-        return {k: v for k, v in self.custom_properties.items() if not k.startswith("cmf.")}
+        """User parameters: the custom properties outside the reserved ``cmf.`` namespace
+        (and CMF's own ``Python_Env``, the environment file)."""
+        return {k: v for k, v in self.custom_properties.items() if not k.startswith("cmf.") and k != "Python_Env"}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -163,6 +165,8 @@ class ArtifactRecord:
     properties: Mapping[str, Value] = field(default_factory=dict)
     custom_properties: Mapping[str, Value] = field(default_factory=dict)
     create_time_ms: int = 0
+    #: Last change of the artifact; not part of equality (a rewrite of the url does not make another artifact).
+    update_time_ms: int = field(default=0, compare=False)
 
     @property
     def path(self) -> str:

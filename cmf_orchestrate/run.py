@@ -284,7 +284,7 @@ class TaskRun:
 
     def _queue(self, draft: ArtifactDraft, event: EventType) -> LoggedArtifact:
         """Log an artifact; it is recorded with the execution's next write (or when read)."""
-        handle = LoggedArtifact(self.flush)
+        handle = LoggedArtifact(self.flush, self.store.type_id)
         with self._lock:
             self._pending.append((draft, event, handle))
         _with_pending.add(self)
@@ -720,12 +720,13 @@ def _environment_draft(versioner: Versioner, git: GitInfo) -> ArtifactDraft:
     )
 
 
-def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
+def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | None = None) -> TaskRun:
     """Open an execution (RUNNING) and record its environment and declared inputs.
 
     Args:
         info: What the orchestrator knows about the attempt.
         settings: Where to record (default: :meth:`CmfSettings.from_env`).
+        name: The execution's name (default: ``<stage context>:<Execution_uuid>``).
 
     Returns:
         The open :class:`TaskRun`; call :meth:`TaskRun.complete` or :meth:`TaskRun.fail`.
@@ -747,7 +748,9 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     type_name = info.execution_type or info.stage
     properties = {
         "Execution_uuid": exec_uuid,
-        "Context_Type": type_name,
+        # As CMF writes them: both name the stage context (``<pipeline>/<stage>``).
+        "Context_Type": stage.name,
+        "Execution_type_name": stage.name,
         "Context_ID": stage.id,
         "Execution": _scrub(info.command, settings) or type_name,
         "Pipeline_Type": pipeline.name,
@@ -758,6 +761,8 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     }
     custom = _opening_properties(info)
     env_draft = _environment_draft(versioner, git)
+    # CMF names the environment file of every execution in this custom property.
+    custom["Python_Env"] = env_draft.properties["url"]
     # Declared inputs are hashed before the execution exists, so that the execution, its
     # environment and its inputs are recorded in one transaction.
     drafts = _Drafts(store, versioner, git, stage)
@@ -781,7 +786,7 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None) -> TaskRun:
     execution, records = store.write_execution(
         execution_id=None,
         type_name=type_name,
-        name=f"{stage.name}:{exec_uuid}",
+        name=name or f"{stage.name}:{exec_uuid}",
         state=ExecutionState.RUNNING if failure is None else ExecutionState.FAILED,
         properties=properties,
         custom_properties=custom,

@@ -74,6 +74,7 @@ _I = _PropertyType.INT
 EXECUTION_TYPE_PROPERTIES: dict[str, int] = {
     "Execution_uuid": _S,
     "Context_Type": _S,
+    "Execution_type_name": _S,
     "Context_ID": _I,
     "Execution": _S,
     "Pipeline_Type": _S,
@@ -89,6 +90,7 @@ ARTIFACT_TYPE_PROPERTIES: dict[ArtifactKind, dict[str, int]] = {
     ArtifactKind.STEP_METRICS: {"Commit": _S, "url": _S},
     ArtifactKind.DATASLICE: {"git_repo": _S, "Commit": _S, "url": _S},
     ArtifactKind.ENVIRONMENT: {"git_repo": _S, "Commit": _S, "url": _S},
+    ArtifactKind.LABEL: {"git_repo": _S, "Commit": _S, "url": _S},
 }
 _STORE_CONTEXT_TYPE = "cmf_orchestrate.Store"
 _CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
@@ -361,6 +363,18 @@ class MetadataStore:
         """Id of a CMF artifact type (registered when absent)."""
         return self._type(s.TypeKind.ARTIFACT, kind.value, ARTIFACT_TYPE_PROPERTIES[kind]).id
 
+    def type_id(self, kind: str, name: str) -> int | None:
+        """Id of the ``kind`` ("execution", "artifact" or "context") type ``name``, or None."""
+        codes = {"execution": s.TypeKind.EXECUTION, "artifact": s.TypeKind.ARTIFACT, "context": s.TypeKind.CONTEXT}
+        return self._known_type_id(codes[kind], name)
+
+    def type_names(self, kind: str) -> list[str]:
+        """Names of every ``kind`` ("execution", "artifact" or "context") type, in order of id."""
+        codes = {"execution": s.TypeKind.EXECUTION, "artifact": s.TypeKind.ARTIFACT, "context": s.TypeKind.CONTEXT}
+        self._load_types()
+        found = [t for t in self._types_by_id.values() if t.kind == codes[kind]]
+        return [t.name for t in sorted(found, key=lambda t: t.id)]
+
     def _type_name(self, type_id: int) -> str:
         found = self._types_by_id.get(type_id)
         if found is None:
@@ -459,6 +473,7 @@ class MetadataStore:
                 properties=props[0],
                 custom_properties=props[1],
                 create_time_ms=int(row["create_time_since_epoch"]),
+                update_time_ms=int(row["last_update_time_since_epoch"] or row["create_time_since_epoch"]),
             )
         return ContextRecord(
             id=int(row["id"]),
@@ -1027,6 +1042,35 @@ class MetadataStore:
     def artifacts_by_id(self, ids: Iterable[int]) -> list[ArtifactRecord]:
         """Artifacts by id (missing ids are left out)."""
         return list(self._by_ids(s.TypeKind.ARTIFACT, ids))
+
+    def update_artifact(
+        self,
+        artifact_id: int,
+        *,
+        properties: Mapping[str, Any] | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+    ) -> ArtifactRecord:
+        """Set properties of an artifact (merged over its own), in one transaction.
+
+        Raises:
+            StoreError: The artifact does not exist or the write failed.
+        """
+        found = self.artifacts_by_id([artifact_id])
+        if not found:
+            raise StoreError(f"artifact {artifact_id} does not exist in {self.location.redacted}")
+        atype = self._type(s.TypeKind.ARTIFACT, found[0].kind, {})
+        a = s.ARTIFACT
+
+        def put(conn: Connection) -> None:
+            conn.execute(update(a).where(a.c.id == artifact_id).values(last_update_time_since_epoch=_now_ms()))
+            self._put_properties(
+                conn, s.TypeKind.ARTIFACT, artifact_id, properties, custom_properties, atype.properties, new=False
+            )
+
+        self._write("updating an artifact", put)
+        [updated] = self.artifacts_by_id([artifact_id])
+        self._remember_artifact(updated)
+        return updated
 
     def artifacts_by_uri(self, uri: str) -> list[ArtifactRecord]:
         """Artifacts whose uri (md5) is ``uri``."""

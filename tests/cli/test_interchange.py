@@ -61,7 +61,7 @@ def test_export_has_cmf_dumptojson_shape(recorded: Recorded, run_cli: Any, tmp_p
     assert stage["type"] == "Pipeline_Stage" and len(stage["executions"]) == 2
     assert stage["properties"] == {"Pipeline_Stage": "get_started/train"} and stage["create_time_since_epoch"] > 0
     execution = stage["executions"][0]
-    assert execution["type"] == "train" and execution["properties"]["Context_Type"] == "train"
+    assert execution["type"] == "train" and execution["properties"]["Context_Type"] == "get_started/train"
     assert execution["properties"]["Execution_uuid"] and execution["last_known_state"] == "COMPLETE"
     kinds = {(ev["type"], ev["artifact"]["type"]) for ev in execution["events"]}
     assert kinds == {(3, "Environment"), (3, "Dataset"), (4, "Model")}  # MLMD INPUT = 3, OUTPUT = 4

@@ -1,0 +1,176 @@
+"""A CMF script runs unchanged with the package name replaced: modules, defaults, proto-like returns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import cmf_orchestrate
+from cmf_orchestrate import ExecutionState
+from cmf_orchestrate.cmf import Cmf
+from cmf_orchestrate.cmfquery import CmfQuery
+
+pd = pytest.importorskip("pandas")
+
+
+def _files() -> None:
+    Path("data").mkdir(exist_ok=True)
+    Path("data/raw.csv").write_text("a,b\n1,2\n3,4\n")
+    Path("data/labels.csv").write_text("label\n0\n1\n")
+
+
+def test_module_layout_as_in_cmf() -> None:
+    from cmf_orchestrate import cmf, cmfquery
+
+    assert cmf.Cmf is Cmf and Cmf.DataSlice.__name__ == "DataSlice"
+    assert cmfquery.CmfQuery is CmfQuery
+    # The typed read API keeps its own name; the package-level CmfQuery stays the typed one.
+    assert cmf_orchestrate.MetadataQuery is cmf_orchestrate.CmfQuery
+    assert cmf_orchestrate.CmfQuery.__module__ == "cmf_orchestrate.query"
+
+
+def test_returns_read_like_ml_metadata_protos(project: Path) -> None:
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    context = writer.create_context(pipeline_stage="prepare", custom_properties={"team": "a"})
+    assert context.name == "demo/prepare" and context.type_id > 0
+    assert context.properties["Pipeline_Stage"].string_value == "demo/prepare"
+    assert context.custom_properties["team"].string_value == "a"
+    execution = writer.create_execution(execution_type="Prepare", custom_properties={"seed": 7, "ratio": 0.2})
+    assert execution.type == "Prepare" and execution.type_id > 0
+    assert execution.last_known_state == 2  # RUNNING
+    assert execution.properties["Context_ID"].int_value == context.id
+    assert execution.properties["Pipeline_id"].int_value == writer.parent_context.id
+    assert execution.properties["Context_Type"].string_value == "demo/prepare"
+    assert execution.properties["Execution_type_name"].string_value == "demo/prepare"
+    assert execution.properties["Execution"].string_value == str(sys.argv)
+    assert execution.custom_properties["seed"].int_value == 7
+    assert execution.custom_properties["ratio"].string_value == "0.2"  # CMF keeps non-integers as text
+    assert execution.custom_properties["Python_Env"].string_value.endswith(".txt")
+    assert execution.properties["missing"].string_value == "" and "missing" not in execution.properties
+    dataset = writer.log_dataset("data/raw.csv", "input", custom_properties={"source": "gen", "rows": 2, "w": 0.5})
+    assert dataset.name == f"data/raw.csv:{dataset.uri}" and dataset.type == "Dataset" and dataset.type_id > 0
+    assert dataset.properties["Commit"].string_value == dataset.uri
+    assert dataset.custom_properties["rows"].int_value == 2
+    assert dataset.custom_properties["w"].double_value == 0.5
+    assert dataset.custom_properties["source"].HasField("string_value")
+    assert dataset.path == "data/raw.csv"  # the typed record's attributes still read through
+    done = writer.finalize()
+    assert done is not None and done.last_known_state == 3  # COMPLETE
+
+
+def test_defaults_named_after_the_folder_and_the_script(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _files()
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "featurize.py"), "--fast"])
+    writer = Cmf(filepath="mlmd")
+    assert writer.pipeline_name == project.name
+    logged = writer.log_dataset("data/raw.csv", "input")  # no context, no execution yet
+    assert writer.child_context is not None and writer.child_context.name == f"{project.name}/featurize"
+    assert writer.execution is not None and writer.execution.type == "featurize"
+    writer.finalize()
+    # Logging after finalize() adds to the same execution, as CMF allows.
+    Path("data/out.csv").write_text("x\n")
+    late = writer.log_dataset("data/out.csv", "output")
+    writer.finalize()
+    query = CmfQuery("mlmd")
+    [execution] = query.get_all_exe_in_stage(f"{project.name}/featurize")
+    artifacts = query.get_all_artifacts_for_execution(execution.id)
+    assert {logged.id, late.id} <= set(artifacts["id"].tolist())
+    assert execution.record.state is ExecutionState.COMPLETE
+
+
+def test_create_new_execution_false_reuses_the_execution_by_name(project: Path) -> None:
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("train")
+    first = writer.create_execution("epoch-loop", {"lr": 1}, create_new_execution=False)
+    assert first.name == "epoch-loop" and first.type == "demo/train"
+    writer.log_dataset("data/raw.csv", "input")
+    again = Cmf(filepath="mlmd", pipeline_name="demo")
+    again.create_context("train")
+    second = again.create_execution("epoch-loop", {"lr": 2}, create_new_execution=False)
+    assert second.id == first.id
+    uuids = second.properties["Execution_uuid"].string_value.split(",")
+    assert len(uuids) == 2 and uuids[0] == first.properties["Execution_uuid"].string_value
+    assert second.custom_properties["lr"].int_value == 2
+    third = again.create_execution("epoch-loop")  # create_new_execution=True: a new one
+    assert third.id != first.id
+    again.finalize()
+    assert len(CmfQuery("mlmd").get_all_exe_in_stage("demo/train")) == 2
+
+
+def test_dataset_label_is_a_label_artifact(project: Path) -> None:
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("prepare")
+    writer.create_execution("prepare")
+    dataset = writer.log_dataset("data/raw.csv", "input", label="data/labels.csv", label_properties={"user": "ron"})
+    writer.finalize()
+    query = CmfQuery("mlmd")
+    frame = query.get_artifact(dataset.name)
+    assert frame is not None
+    [row] = frame.to_dict("records")
+    label = query.store.artifacts(type_name="Label")[0]
+    assert row["custom_properties_labels"] == "data/labels.csv"
+    assert row["custom_properties_labels_uri"] == label.name == f"data/labels.csv:{label.uri}"
+    assert label.properties["url"] == label.name and label.custom_properties["user"] == "ron"
+    assert label.custom_properties["dataset_uri"] == dataset.uri
+    events = query.get_all_artifacts_for_execution(writer.execution.id)  # type: ignore[union-attr]
+    assert set(zip(events["type"], events["event"], strict=True)) >= {("Label", "INPUT"), ("Dataset", "INPUT")}
+    assert "Label" in query.get_all_artifact_types()
+
+
+def test_dataslices_and_step_metrics_in_cmf_layout(project: Path) -> None:
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("eval")
+    execution = writer.create_execution("eval")
+    first_uuid = execution.properties["Execution_uuid"].string_value
+    for step in range(2):
+        writer.log_metric("loss", {"value": 1.0 / (step + 1)})
+    metrics = writer.commit_metrics("loss")
+    assert metrics.properties["url"].string_value == f"cmf_artifacts/{first_uuid}/metrics/loss"
+    assert metrics.name.startswith(f"cmf_artifacts/{first_uuid}/metrics/loss:{metrics.uri}:{execution.id}:")
+    table = pd.read_parquet(f"cmf_artifacts/{first_uuid}/metrics/loss")
+    assert table.index.name == "SequenceNumber" and table["value"].tolist() == [1.0, 0.5]
+    dataslice = writer.create_dataslice("slice-a")
+    dataslice.add_data("data/raw.csv", {"split": "test"})
+    dataslice.commit({"purpose": "eval"})
+    frame = writer.read_dataslice("slice-a")
+    assert frame.index.name == "Path" and frame.loc["data/raw.csv", "split"] == "test"
+    writer.update_dataslice("slice-a", "data/raw.csv", {"split": "holdout"})
+    assert writer.read_dataslice("slice-a").loc["data/raw.csv", "split"] == "holdout"
+    written = writer.log_execution_metrics("scores", {"auc": 0.9})
+    assert written.properties["metrics_name"].string_value == written.name
+    assert written.name.endswith(f":{execution.id}") and written.name.startswith("scores:")
+    writer.finalize()
+
+
+def test_updating_recorded_artifacts(project: Path) -> None:
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("prepare")
+    writer.create_execution("prepare")
+    logged = writer.log_dataset("data/raw.csv", "input")
+    artifact = writer.get_artifact(logged.id)
+    assert artifact.name == logged.name and artifact.uri == logged.uri
+    writer.update_existing_artifact(artifact, {"owner": "me", "n": 3})
+    writer.update_dataset_url(artifact, "demo:s3://bucket/x")
+    writer.update_dataset_url(writer.get_artifact(logged.id), "demo:s3://bucket/x")
+    updated = writer.get_artifact(logged.id)
+    assert updated.custom_properties["owner"].string_value == "me"
+    assert updated.custom_properties["n"].int_value == 3
+    assert updated.properties["url"].string_value == "data/raw.csv,demo:s3://bucket/x"
+    assert updated.last_update_time_since_epoch >= updated.create_time_since_epoch
+    [model_view] = writer.update_model_url([updated], "other")
+    assert model_view.properties["url"].string_value.endswith(",other")
+    writer.link_artifacts(updated, model_view)
+    stage = writer.child_context
+    assert stage is not None
+    context = writer.update_context("Pipeline_Stage", "demo/prepare", stage.id, custom_properties={"k": 1})
+    assert context is not None and context.custom_properties["k"].int_value == 1
+    writer.finalize()
