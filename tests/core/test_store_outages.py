@@ -135,3 +135,40 @@ def test_a_frozen_server_gives_a_bounded_error_then_recovers(
     assert states[after] is ExecutionState.COMPLETE
     # The attempt that met the frozen server left nothing RUNNING behind.
     assert ExecutionState.RUNNING not in states.values()
+
+
+def _drop_inherited_and_collect(store: str) -> None:
+    # A forked child that never records: whatever it inherited is dropped and garbage
+    # collected (drivers close sockets on collection) before it exits.
+    import gc
+
+    from cmf_orchestrate.store._engine import _databases
+
+    assert not _databases  # the fork hook forgot the parent's engines
+    gc.collect()
+
+
+def test_a_forked_child_collecting_inherited_connections_leaves_the_parents_alone(
+    store_url: str, project: Path
+) -> None:
+    import multiprocessing
+
+    from sqlalchemy import event
+
+    settings = CmfSettings(store=store_url, project_root=project)
+    first = _record(settings, "parent-1")
+    engine = database_for(settings.location).engine
+    invalidated: list[object] = []
+    event.listen(engine, "invalidate", lambda *args: invalidated.append(args))
+    context = multiprocessing.get_context("fork")
+    for _ in range(2):
+        child = context.Process(target=_drop_inherited_and_collect, args=(store_url,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+    # The parent's pooled connections still work: none had to be replaced (pre-ping would
+    # have hidden a broken one by reconnecting, so invalidations are counted).
+    second = _record(settings, "parent-2")
+    assert database_for(settings.location).engine is engine
+    assert invalidated == []
+    assert _states(store_url) == {first: ExecutionState.COMPLETE, second: ExecutionState.COMPLETE}
