@@ -192,6 +192,10 @@ def test_cli_debug_output_never_holds_the_password(server: PostgresCluster | Mar
         done = _run([str(CLI), "--debug", *args], project)
         outputs.append((args, done))
         _assert_no_secret(done.stdout + done.stderr, f"cmf-orchestrate --debug {args[0]}")
+    # Nor did any file the commands wrote (init writes the project's settings file).
+    for path in project.rglob("*"):
+        if path.is_file():
+            _assert_no_secret(path.read_bytes().decode("utf-8", "replace"), str(path))
     # --debug did show the traceback of the failures.
     for args, done in outputs[-2:]:
         assert done.returncode == 1, (args, done.stderr)
