@@ -6,7 +6,8 @@ Connection fields (the connection form labels them so):
   ``bolt`` scheme and port 7687 (or the connection's ``port``). Empty: no graph.
 - ``login`` / ``password``: the Neo4j user and password.
 - ``extra`` (JSON), one typed form field each: ``store`` (MLMD store path or URL),
-  ``project_root``, ``graph`` (bool), ``pipeline`` (pipeline name override). Empty
+  ``project_root``, ``graph`` (bool), ``pipeline`` (pipeline name override),
+  ``strict_outputs`` (bool: fail an attempt that did not write a declared output). Empty
   values count as unset; the form's ``extra__cmf__<name>`` keys are accepted too.
 
 As a URI: ``cmf://neo4j:secret@neo4j-host:7687?store=postgresql%3A%2F%2Fcmf%40db%2Fmlmd&project_root=%2Fsrv%2Fml``.
@@ -31,7 +32,7 @@ __all__ = ["CmfHook"]
 
 log = logging.getLogger(__name__)
 
-_EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline"})
+_EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline", "strict_outputs"})
 _FORM_PREFIX = "extra__cmf__"
 _DEFAULT_NEO4J_PORT = 7687
 

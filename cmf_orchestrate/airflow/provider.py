@@ -74,6 +74,12 @@ CONNECTION_FIELDS: tuple[ConnectionField, ...] = (
         "Pipeline name replacing the DAG id. Default: the DAG id.",
         "nightly-training",
     ),
+    ConnectionField(
+        "strict_outputs",
+        "Strict outputs",
+        "boolean",
+        "Fail an attempt whose declared output it did not write (default: record it as declared, not produced).",
+    ),
 )
 
 #: How the connection form shows the standard fields of a ``cmf`` connection.

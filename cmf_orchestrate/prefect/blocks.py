@@ -85,6 +85,9 @@ def train(): ...
     neo4j_user: str | None = Field(default=None, description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
     pipeline: str | None = Field(default=None, description="Pipeline name replacing the flow name.")
+    strict_outputs: bool | None = Field(
+        default=None, description="Fail an attempt whose declared output it did not write."
+    )
 
     @field_validator("store")
     @classmethod
@@ -113,6 +116,7 @@ def train(): ...
             "neo4j_user": self.neo4j_user or None,
             "neo4j_password": self.neo4j_password.get_secret_value() if self.neo4j_password else None,
             "pipeline": self.pipeline or None,
+            "strict_outputs": self.strict_outputs,
         }
         return CmfSettings.from_env(environ, **overrides)
 

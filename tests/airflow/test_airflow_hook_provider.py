@@ -58,6 +58,7 @@ def test_connection_form_has_typed_cmf_fields_and_neo4j_labels(airflow_db: Path)
         "project_root": ["string", "null"],
         "graph": ["boolean", "null"],
         "pipeline": ["string", "null"],
+        "strict_outputs": ["boolean", "null"],
     }
     assert fields["store"]["schema"]["title"] == "Metadata store"
     assert fields["store"]["description"].endswith("Example: postgresql://cmf@metadata-db:5432/cmf")
@@ -129,6 +130,11 @@ def test_connection_saved_by_the_form_is_read(tmp_path: Path, monkeypatch: pytes
     settings = CmfHook().get_settings()
 
     assert (settings.store, settings.project_root, settings.pipeline) == ("form.sqlite", tmp_path.resolve(), None)
+    assert settings.strict_outputs is False
+
+    extra["strict_outputs"] = True
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": extra}))
+    assert CmfHook().get_settings().strict_outputs is True
 
 
 def test_hook_reads_the_connection_from_the_environment(

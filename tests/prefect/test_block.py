@@ -111,3 +111,9 @@ def test_tasks_and_flows_record_where_the_block_says(project: Project, tmp_path:
 
     error = broken.result(raise_on_failure=False)
     assert isinstance(error, ConfigError) and "no-such-block" in str(error)
+
+
+def test_strict_outputs_comes_from_the_block_or_the_environment() -> None:
+    assert CmfConfig().to_settings(environ={}).strict_outputs is False
+    assert CmfConfig(strict_outputs=True).to_settings(environ={}).strict_outputs is True
+    assert CmfConfig().to_settings(environ={"CMF_STRICT_OUTPUTS": "1"}).strict_outputs is True
