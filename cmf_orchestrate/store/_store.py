@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import Connection, Select, Table, and_, exists, func, literal, select, tuple_, update
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -231,9 +229,14 @@ class MetadataStore:
 
     def _insert_ignore(self, table: Table) -> Any:
         """An INSERT that does nothing where a unique key already holds the row."""
+        # The server dialects load only for their stores: the first task run pays for no other.
         if self.backend == "postgresql":
+            from sqlalchemy.dialects import postgresql as pg_dialect
+
             return pg_dialect.insert(table).on_conflict_do_nothing()
         if self.backend == "mysql":
+            from sqlalchemy.dialects import mysql as mysql_dialect
+
             # A no-op assignment (never VALUES(id), which would renumber the existing row).
             first = next(iter(table.primary_key.columns))
             return mysql_dialect.insert(table).on_duplicate_key_update({first.name: first})
@@ -242,10 +245,16 @@ class MetadataStore:
     def _upsert_properties(self, table: Table, owner: str) -> Any:
         values = ("int_value", "double_value", "string_value")
         if self.backend == "mysql":
+            from sqlalchemy.dialects import mysql as mysql_dialect
+
             stmt = mysql_dialect.insert(table)
             return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in values})
-        dialect = pg_dialect if self.backend == "postgresql" else sqlite_dialect
-        stmt = dialect.insert(table)
+        if self.backend == "postgresql":
+            from sqlalchemy.dialects import postgresql as pg_dialect
+
+            stmt = pg_dialect.insert(table)
+        else:
+            stmt = sqlite_dialect.insert(table)
         return stmt.on_conflict_do_update(
             index_elements=[owner, "name", "is_custom_property"], set_={c: stmt.excluded[c] for c in values}
         )
