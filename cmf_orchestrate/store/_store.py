@@ -244,20 +244,19 @@ class MetadataStore:
 
     def _upsert_properties(self, table: Table, owner: str) -> Any:
         values = ("int_value", "double_value", "string_value")
+        key = [owner, "name", "is_custom_property"]
         if self.backend == "mysql":
             from sqlalchemy.dialects import mysql as mysql_dialect
 
-            stmt = mysql_dialect.insert(table)
-            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in values})
+            upsert = mysql_dialect.insert(table)
+            return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in values})
         if self.backend == "postgresql":
             from sqlalchemy.dialects import postgresql as pg_dialect
 
-            stmt = pg_dialect.insert(table)
-        else:
-            stmt = sqlite_dialect.insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=[owner, "name", "is_custom_property"], set_={c: stmt.excluded[c] for c in values}
-        )
+            pg = pg_dialect.insert(table)
+            return pg.on_conflict_do_update(index_elements=key, set_={c: pg.excluded[c] for c in values})
+        lite = sqlite_dialect.insert(table)
+        return lite.on_conflict_do_update(index_elements=key, set_={c: lite.excluded[c] for c in values})
 
     def _property_rows(
         self, owner: str, owner_id: int, values: Mapping[str, Any], custom: bool, declared: Mapping[str, int]
