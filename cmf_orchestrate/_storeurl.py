@@ -106,9 +106,9 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
     if backend == "sqlite":
         raw = unquote(parts.path)
         if parts.netloc:
-            raise ConfigError(f"store: sqlite URL must look like sqlite:///path, got {text!r}")
+            raise ConfigError(f"store: sqlite URL must look like sqlite:///path, got {_mask(text)!r}")
         if not raw or raw == "/":
-            raise ConfigError(f"store: sqlite URL has no file path: {text!r}")
+            raise ConfigError(f"store: sqlite URL has no file path: {_mask(text)!r}")
         # sqlite:///relative/file and sqlite:////absolute/file, as in SQLAlchemy.
         path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
         return StoreLocation("sqlite", path=(root / path).resolve(), **options)

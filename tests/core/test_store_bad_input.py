@@ -110,6 +110,7 @@ def test_wrong_password_and_missing_database_on_mariadb(project: Path) -> None:
         (f"mysql://u:{PASSWORD}@host/db?timeout=soon", "mysql://u:***@host/db?timeout=soon"),
         (f"mysql://u:{PASSWORD}@host/db?sslmode=on", "mysql://u:***@host/db?sslmode=on"),
         ("sqlite://", "sqlite://"),
+        (f"sqlite://u:{PASSWORD}@host/mlmd", "sqlite://u:***@host/mlmd"),
     ],
 )
 def test_malformed_urls(url: str, names: str, project: Path) -> None:
