@@ -95,7 +95,9 @@ def parse_store_url(value: str | Path, base: Path | None = None) -> StoreLocatio
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"store: malformed URL {_mask(text)!r}: {exc}") from exc
+        # Not chained: the parser's message quotes what it took for a port or host, which
+        # may be a piece of a password holding a character that should be percent-encoded.
+        raise ConfigError(f"store: malformed URL {_mask(text)!r}: {_parse_error(str(exc), text)}") from None
     options = _options(parts.query, text)
     scheme = parts.scheme.split("+", 1)[0].lower()
     backend = _SCHEMES.get(scheme)
@@ -145,6 +147,15 @@ def _options(query: str, text: str) -> _Options:
             raise ConfigError(f"store: option {key} must be a number of seconds, got {raw!r} in {_mask(text)!r}")
         options[key] = value  # type: ignore[literal-required]  # key is one of _OPTIONS
     return options
+
+
+def _parse_error(detail: str, text: str) -> str:
+    """The URL parser's complaint, unless it quotes a piece of the password."""
+    authority = text.split("//", 1)[-1].rpartition("@")[0]
+    password = authority.partition(":")[2]
+    if any(piece and piece in detail for piece in re.split(r"[#/?\[\]@]", password)):
+        return "it does not parse (a password holding #, /, ?, @, [ or ] must be percent-encoded)"
+    return detail
 
 
 def _mask(text: str) -> str:
