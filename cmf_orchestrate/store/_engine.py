@@ -8,8 +8,9 @@
   restarted server is reconnected to.
 - A forked child never touches its parent's connections: its engines are dropped without
   closing them (``dispose(close=False)``) and it opens its own.
-- Transient conflicts (SQLite busy, serialization failures, deadlocks, lost connections)
-  retry the whole transaction with jittered backoff, then raise one clear error.
+- Transient conflicts (SQLite busy, serialization failures, deadlocks) retry the whole
+  transaction with jittered backoff, then raise one clear error. A lost server (refused
+  connections, a restart in progress) is retried while the connect timeout lasts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,13 +39,18 @@ T = TypeVar("T")
 _ATTEMPTS = 12
 _BACKOFF_S = 0.01
 _BACKOFF_CAP_S = 0.5
+_RECONNECT_S = 0.1
+_RECONNECT_CAP_S = 1.0
 
 # SQLSTATEs / error numbers worth retrying: the transaction lost a race, not a logic error.
 _PG_TRANSIENT = {"40001", "40P01", "55P03"}
 _MY_TRANSIENT = {1205, 1213}
 _MY_REFUSED = {1044, 1045, 1049}  # access denied, wrong password, unknown database
 _MY_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
-_PG_UNREACHABLE_CODES = {"28P01", "28000", "3D000", "57P01", "57P02", "57P03"}
+# Refusals that no retry changes: wrong credentials, no such database.
+_PG_REFUSED = {"28P01", "28000", "3D000"}
+# The server shuts down or is starting up: a restart in progress, worth waiting for.
+_PG_RESTARTING = {"57P01", "57P02", "57P03"}
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "database table is locked")
 
 _DRIVERS = {"postgresql": ("pg8000", "postgresql"), "mysql": ("pymysql", "mysql")}
@@ -109,6 +116,7 @@ class Database:
             StoreUnavailableError: The store cannot be reached (after retries for a lost connection).
             StoreError: The store refused the work; nothing of it was written.
         """
+        lost_since: float | None = None
         for attempt in range(_ATTEMPTS):
             try:
                 with self.connect(write=write) as conn:
@@ -118,15 +126,16 @@ class Database:
                 if kind == "transient" and attempt < _ATTEMPTS - 1:
                     _sleep(attempt)
                     continue
-                if kind == "disconnect" and attempt == 0:
-                    _sleep(attempt)
-                    continue
+                if kind == "disconnect":
+                    lost_since = lost_since or time.monotonic()
+                    if self._reconnecting(attempt, lost_since):
+                        continue
                 raise self.translate(what, error) from None
             except OSError as error:
                 # A socket timeout or reset that the driver did not wrap (pg8000 on a frozen
                 # server, during the pool's pre-ping or a statement): the server is gone.
-                if attempt == 0:
-                    _sleep(attempt)
+                lost_since = lost_since or time.monotonic()
+                if self._reconnecting(attempt, lost_since):
                     continue
                 raise StoreUnavailableError(
                     f"{what}: the metadata store {self.location.redacted} is unavailable: "
@@ -135,6 +144,21 @@ class Database:
             except exc.SQLAlchemyError as error:
                 raise StoreError(f"{what} failed on {self.location.redacted}: {self._message(error)}") from None
         raise StoreError(f"{what}: gave up after {_ATTEMPTS} conflicting attempts on {self.location.redacted}")
+
+    def _reconnecting(self, attempt: int, lost_since: float) -> bool:
+        """Whether to try again after losing the server, having waited a little.
+
+        A restart (or failover) in progress refuses connections for a moment: the first
+        loss is always retried, later ones while the connect timeout has not run out since
+        the server was first lost. A frozen server has used up that time in its first
+        timeout already, so it is reported without waiting again and again.
+        """
+        if attempt >= _ATTEMPTS - 1:
+            return False
+        if attempt > 0 and time.monotonic() - lost_since >= self.location.connect_timeout:
+            return False
+        time.sleep(random.uniform(0.5, 1.0) * min(_RECONNECT_CAP_S, _RECONNECT_S * 2**attempt))  # noqa: S311 - jitter
+        return True
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -146,9 +170,13 @@ class Database:
             if any(marker in text for marker in _SQLITE_TRANSIENT):
                 return "transient"
             return "unreachable" if "unable to open database file" in text else "error"
+        if _unresolvable(orig):
+            return "unreachable"
         if self.backend == "postgresql":
             code = _pg_code(orig)
-            kind = "transient" if code in _PG_TRANSIENT else "unreachable" if code in _PG_UNREACHABLE_CODES else ""
+            kind = "transient" if code in _PG_TRANSIENT else "unreachable" if code in _PG_REFUSED else ""
+            if code in _PG_RESTARTING:
+                kind = "disconnect"
         else:
             number = _my_code(orig)
             kind = "transient" if number in _MY_TRANSIENT else "unreachable" if number in _MY_REFUSED else ""
@@ -195,6 +223,19 @@ def _my_code(orig: BaseException | None) -> int:
     if args and isinstance(args[0], int):
         return args[0]
     return 0
+
+
+def _unresolvable(orig: BaseException | None) -> bool:
+    """A host name that does not resolve: no retry will make it."""
+    seen: BaseException | None = orig
+    for _ in range(4):  # the driver's error, and what it was raised from
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(orig)
+    return "Name or service not known" in text or "nodename nor servname" in text
 
 
 def _is_network(orig: BaseException | None) -> bool:

@@ -172,6 +172,10 @@ class PostgresCluster(_OwnServer):
         self._ctl("restart", "-m", "fast")
         _wait_for_port(self.port, 60)
 
+    def halt(self) -> None:
+        """Stop the server, keeping its data, to :meth:`start` it again."""
+        self._ctl("stop", "-m", "fast")
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL as the superuser over the cluster's own Unix socket."""
         return self.run(
@@ -296,6 +300,10 @@ class MariaDBServer(_OwnServer):
     def restart(self) -> None:
         self._shutdown()
         self.start()
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data, to :meth:`start` it again."""
+        self._shutdown()
 
     def _shutdown(self) -> None:
         if self.process is None:

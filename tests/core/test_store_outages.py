@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,29 @@ def test_a_long_lived_process_records_across_a_server_restart(
         after: ExecutionState.COMPLETE,
         again: ExecutionState.COMPLETE,
     }
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("server", ["pg_cluster", "mariadb_server"])
+def test_a_task_run_waits_for_a_server_that_is_restarting(
+    server: str, project: Path, request: pytest.FixtureRequest
+) -> None:
+    own: PostgresCluster | MariaDBServer = request.getfixturevalue(server)
+    settings = CmfSettings(store=own.url("?connect_timeout=20"), project_root=project)
+    before = _record(settings, "before")
+
+    own.halt()  # connections are refused until the server is back
+    back = threading.Timer(2.0, own.start)
+    back.start()
+    try:
+        start = time.monotonic()
+        after = _record(settings, "during-restart")
+        waited = time.monotonic() - start
+    finally:
+        back.join()
+
+    assert waited >= 1.0, "the server was down: the task run must have waited for it"
+    assert _states(own.url()) == {before: ExecutionState.COMPLETE, after: ExecutionState.COMPLETE}
 
 
 def _assert_names_store_without_password(message: str, own: PostgresCluster | MariaDBServer) -> None:
