@@ -168,18 +168,21 @@ _STAGE = textwrap.dedent(
     Path("data/labels.csv").write_text("y\\n1\\n")
     cmf = Cmf(filename="mlmd", pipeline_name="seed")
     cmf.create_context(pipeline_stage="prepare")
-    cmf.create_execution(execution_type="prepare", custom_properties={"ratio": 0.2, "nan": math.nan, "big": 2**70})
+    cmf.create_execution(execution_type="prepare", custom_properties={"ratio": 0.2, "big": 2**70})
+    metrics = cmf.log_execution_metrics("scores", {"nan": math.nan, "big": 2**70})
     cmf.log_dataset("data/raw.csv", "input")
     cmf.log_dataset("data/labels.csv", "input")
     Path("data/train.csv").write_text("a,b,y\\n1,2,1\\n")
     cmf.log_dataset("data/train.csv", "output")
     execution = cmf.finalize()
-    stored = open_store(cmf.settings.location).executions_by_id([execution.id])[0]
+    store = open_store(cmf.settings.location)
+    stored = store.executions_by_id([execution.id])[0]
+    [scores] = store.artifacts_by_id([metrics.id])
     print(json.dumps({
         "python": "%d.%d" % sys.version_info[:2],
         "state": str(stored.state),
         "big": stored.custom_properties["big"] == 2**70,
-        "nan": math.isnan(stored.custom_properties["nan"]),
+        "nan": math.isnan(scores.custom_properties["nan"]) and scores.custom_properties["big"] == 2**70,
         "loaded": sorted(m for m in ("airflow", "prefect", "ml_metadata") if m in sys.modules),
     }))
     """
