@@ -31,6 +31,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from cmf_orchestrate._cmf_functions import (
+    artifact_list,
+    artifact_pull,
+    artifact_pull_single,
+    artifact_push,
+    cmf_init,
+    cmf_init_show,
+    execution_list,
+    metadata_export,
+    metadata_pull,
+    metadata_push,
+    pipeline_list,
+)
 from cmf_orchestrate._logged import LoggedArtifact
 from cmf_orchestrate._proto import ArtifactView, ContextView, ExecutionView
 from cmf_orchestrate.errors import CmfError, InvalidArgumentError
@@ -39,12 +52,25 @@ from cmf_orchestrate.records import ArtifactKind, ArtifactRecord, ContextRecord,
 from cmf_orchestrate.run import TaskRun, _environment_draft, open_run
 from cmf_orchestrate.settings import CmfSettings
 from cmf_orchestrate.store import ArtifactDraft, open_store
-from cmf_orchestrate.versioning import find_git_dir
+from cmf_orchestrate.versioning import default_remote_url, find_git_dir
 
 # pandas ships no type information without pandas-stubs; frames are typed loosely.
 DataFrame: TypeAlias = Any
 
-__all__ = ["Cmf"]
+__all__ = [
+    "Cmf",
+    "artifact_list",
+    "artifact_pull",
+    "artifact_pull_single",
+    "artifact_push",
+    "cmf_init",
+    "cmf_init_show",
+    "execution_list",
+    "metadata_export",
+    "metadata_pull",
+    "metadata_push",
+    "pipeline_list",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +291,8 @@ class Cmf:
                 parameters=custom,
                 execution_type=execution_type,
             )
-            self._run = open_run(info, self.settings.replace(pipeline=None))
+            # CMF leaves a new execution unnamed (names are for executions reused by name).
+            self._run = self._configure(open_run(info, self.settings.replace(pipeline=None), name=""))
         else:
             self._run = self._reuse(execution_type, command, custom)
         self.execution_name = f"{self._run.execution_id},{execution_type}"
@@ -289,7 +316,7 @@ class Cmf:
             if e.name == name and e.type == self._child.name
         ]
         if not found:
-            return open_run(info, self.settings.replace(pipeline=None), name=name)
+            return self._configure(open_run(info, self.settings.replace(pipeline=None), name=name))
         run = self._resume(found[-1], info)
         uuids = str(run.execution.properties.get("Execution_uuid", ""))
         grown = f"{uuids},{uuid.uuid4()}" if uuids else str(uuid.uuid4())
@@ -312,16 +339,28 @@ class Cmf:
         info = info or RunInfo(
             orchestrator="cmf", pipeline=self.pipeline_name, stage=self._stage, execution_type=execution.type
         )
-        return TaskRun(
-            settings,
-            self.store,
-            versioner_for(settings.project_root),
-            self._parent,
-            self._child,
-            execution,
-            info,
-            git_info(settings.project_root),
+        return self._configure(
+            TaskRun(
+                settings,
+                self.store,
+                versioner_for(settings.project_root),
+                self._parent,
+                self._child,
+                execution,
+                info,
+                git_info(settings.project_root),
+            )
         )
+
+    def _configure(self, run: TaskRun) -> TaskRun:
+        """Record as CMF does: no ``Git_End_Commit``; with a DVC remote, ``url`` = ``<pipeline>:<remote object>``."""
+        run.record_end_commit = False
+        remote = default_remote_url(run.versioner.root)
+        if remote:
+            base = remote.rstrip("/")
+            pipeline = self._parent.name
+            run._drafts.url_for = lambda c: f"{pipeline}:{base}/files/md5/{c.md5[:2]}/{c.md5[2:]}"
+        return run
 
     def update_execution(self, execution_id: int, custom_properties: Mapping[str, Any] | None = None) -> ExecutionView:
         """Add or change custom properties of an execution.
@@ -549,7 +588,7 @@ class Cmf:
         content = run.versioner.commit(rel)
         self._git_add(f"{rel}.dvc")
         name = f"{content.path}:{content.md5}:{run.execution_id}:{uuid.uuid1()}"
-        props = {"Commit": content.md5, "url": content.path}
+        props = {"Commit": content.md5, "url": run._drafts._url(content)}
         return run._queue(ArtifactDraft(ArtifactKind.STEP_METRICS, name, content.md5, props, {}), EventType.OUTPUT)
 
     def log_python_env(self, url: str | os.PathLike[str]) -> LoggedArtifact:
@@ -560,7 +599,7 @@ class Cmf:
         """
         run = self._current()
         content = run.versioner.commit(os.fspath(url))
-        props = {"git_repo": run._git.repo, "Commit": content.md5, "url": content.path}
+        props = {"git_repo": run._git.repo, "Commit": content.md5, "url": run._drafts._url(content)}
         draft = ArtifactDraft(ArtifactKind.ENVIRONMENT, f"{content.path}:{content.md5}", content.md5, props, {})
         return run._queue(draft, EventType.INPUT)
 
@@ -732,6 +771,6 @@ class Cmf:
             writer._git_add(f"{rel}.dvc")
             custom = {k: _artifact_value(v) for k, v in dict(custom_properties or {}).items()}
             check_reserved(custom, "dataslice custom_properties")
-            props = {"git_repo": run._git.repo, "Commit": content.md5, "url": content.path}
+            props = {"git_repo": run._git.repo, "Commit": content.md5, "url": run._drafts._url(content)}
             draft = ArtifactDraft(ArtifactKind.DATASLICE, f"{content.path}:{content.md5}", content.md5, props, custom)
             return run._queue(draft, EventType.OUTPUT)

@@ -68,6 +68,11 @@ def _row(
     return row
 
 
+def _single(row: Mapping[str, Any]) -> DataFrame:
+    """One row, its columns in the order given (CMF builds single rows without concatenation)."""
+    return _pandas().DataFrame(dict(row), index=[0])
+
+
 def _frame(rows: Iterable[Mapping[str, Any]]) -> DataFrame:
     """Rows as a data frame, typed and ordered as CMF's row-by-row concatenation makes it."""
     pd = _pandas()
@@ -239,7 +244,7 @@ class CmfQuery:
     def get_artifact_df(self, artifact: Any, d: dict[str, Any] | None = None) -> DataFrame:
         """One artifact (a record or a view of one) as a one-row data frame."""
         record = artifact.record if isinstance(artifact, ArtifactView) else artifact
-        return _frame([self._artifact_row(record, d)])
+        return _single(self._artifact_row(record, d))
 
     def get_all_artifacts(self) -> list[str]:
         """Names of all artifacts."""
@@ -250,7 +255,7 @@ class CmfQuery:
     def get_artifact(self, name: str) -> DataFrame | None:
         """The artifact of this exact name as a one-row data frame, or None."""
         artifact = self._get_artifact(name)
-        return None if artifact is None else _frame([self._artifact_row(artifact)])
+        return None if artifact is None else _single(self._artifact_row(artifact))
 
     def get_all_artifacts_for_execution(self, execution_id: int) -> DataFrame:
         """Inputs and outputs of an execution, with an ``event`` column."""
@@ -264,7 +269,8 @@ class CmfQuery:
 
     def get_all_artifact_types(self) -> list[str]:
         """Names of all artifact types."""
-        return self.store.type_names("artifact")
+        # ML Metadata leaves its own system types (``mlmd.*``) out of this list.
+        return [name for name in self.store.type_names("artifact") if not name.startswith("mlmd.")]
 
     def _linked_executions(self, artifact_id: int) -> DataFrame:
         rows: list[dict[str, Any]] = []
@@ -380,7 +386,10 @@ class CmfQuery:
         found: list[list[Any]] = [[], []]
         listed: list[list[Any]] = []
         links: list[dict[str, int]] = []
-        for parent in self.get_one_hop_parent_executions(execution_id, pipeline_id):
+        hop: list[Any] = list(self.get_one_hop_parent_executions(execution_id, pipeline_id))
+        # CMF walks only groups (lists) of parent executions; one hop returns executions, not
+        # groups, so CMF 0.1.0 finds no parents here: the same answer is given.
+        for parent in (p for group in hop if isinstance(group, list) for p in group):
             entry: list[Any] = [
                 parent.id,
                 parent.properties["Execution_type_name"].string_value,

@@ -199,6 +199,11 @@ def _kind(value: Any) -> ArtifactKind:
 def _state(value: Any) -> ExecutionState:
     if value is None:
         return ExecutionState.COMPLETE  # CMF's own dumps carry no state; CMF treats them as done
+    if isinstance(value, int) and not isinstance(value, bool):
+        # ML Metadata's Execution.State numbers; an unset state (0) is a run CMF recorded as done.
+        codes = ["COMPLETE", "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELED"]
+        if 0 <= value < len(codes):
+            return ExecutionState(codes[value])
     try:
         return ExecutionState(str(value).upper())
     except ValueError:
@@ -211,32 +216,84 @@ def _items(mapping: Any, what: str) -> list[Mapping[str, Any]]:
     return mapping
 
 
-def _require(node: Mapping[str, Any], key: str, what: str) -> Any:
+def _require(node: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in node:
-        raise InvalidArgumentError(f"malformed document: a {what} has no {key!r}")
+        raise InvalidArgumentError(f"{where}: malformed document: no {key!r}")
     return node[key]
 
 
+def _check_properties(values: Any, declared: Mapping[str, int], where: str, what: str) -> None:
+    """Type properties must be those the type declares; values plain numbers or text."""
+    if values is None:
+        return
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(f"{where}: {what} must be an object")
+    unknown = sorted(str(k) for k in values if k not in declared)
+    if unknown:
+        raise InvalidArgumentError(f"{where}: unknown {what} {', '.join(repr(k) for k in unknown)}")
+    _check_values(values, where, what)
+
+
+def _check_values(values: Any, where: str, what: str) -> None:
+    if values is None:
+        return
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(f"{where}: {what} must be an object")
+    for key, value in values.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise InvalidArgumentError(f"{where}: {what} {key!r} is not a number or text: {value!r}")
+
+
 def _validate(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Check the whole document before writing anything."""
+    """Check the whole document before writing anything.
+
+    Raises:
+        InvalidArgumentError: The first problem, naming where it is (pipeline, stage,
+            execution index, event index).
+    """
+    from cmf_orchestrate.store import ARTIFACT_TYPE_PROPERTIES, EXECUTION_TYPE_PROPERTIES
+
     if not isinstance(document, Mapping) or "Pipeline" not in document:
         raise InvalidArgumentError("not a CMF metadata document: no top-level 'Pipeline' list")
     pipelines = _items(document["Pipeline"], "'Pipeline'")
-    for pipeline in pipelines:
-        _require(pipeline, "name", "pipeline")
-        for stage in _items(pipeline.get("stages", []), "'stages'"):
-            _require(stage, "name", "stage")
-            for execution in _items(stage.get("executions", []), "'executions'"):
-                _require(execution, "type", "execution")
-                _state(execution.get("last_known_state"))
-                for event in _items(execution.get("events", []), "'events'"):
-                    _event_type(_require(event, "type", "event"))
-                    artifact = _require(event, "artifact", "event")
+    for p_index, pipeline in enumerate(pipelines):
+        where = f"pipeline #{p_index}"
+        name = _require(pipeline, "name", where)
+        where = f"pipeline {name!r}"
+        _check_values(pipeline.get("custom_properties"), where, "custom property")
+        for s_index, stage in enumerate(_items(pipeline.get("stages", []), f"{where}: 'stages'")):
+            stage_name = _require(stage, "name", f"{where}, stage #{s_index}")
+            at_stage = f"{where}, stage {stage_name!r}"
+            _check_values(stage.get("custom_properties"), at_stage, "custom property")
+            for e_index, execution in enumerate(_items(stage.get("executions", []), f"{at_stage}: 'executions'")):
+                at_execution = f"{at_stage}, execution #{e_index}"
+                _require(execution, "type", at_execution)
+                _guard(at_execution, _state, execution.get("last_known_state"))
+                _check_properties(execution.get("properties"), EXECUTION_TYPE_PROPERTIES, at_execution, "property")
+                _check_values(execution.get("custom_properties"), at_execution, "custom property")
+                for v_index, event in enumerate(_items(execution.get("events", []), f"{at_execution}: 'events'")):
+                    at_event = f"{at_execution}, event #{v_index}"
+                    _guard(at_event, _event_type, _require(event, "type", at_event))
+                    artifact = _require(event, "artifact", at_event)
                     if not isinstance(artifact, Mapping):
-                        raise InvalidArgumentError("malformed document: an event's 'artifact' must be an object")
-                    _kind(_require(artifact, "type", "artifact"))
-                    _require(artifact, "name", "artifact")
+                        raise InvalidArgumentError(f"{at_event}: 'artifact' must be an object")
+                    kind: ArtifactKind = _guard(at_event, _kind, _require(artifact, "type", at_event))
+                    _require(artifact, "name", at_event)
+                    at_artifact = f"{at_event}, artifact {artifact['name']!r}"
+                    _check_properties(
+                        artifact.get("properties"), ARTIFACT_TYPE_PROPERTIES[kind], at_artifact, "property"
+                    )
+                    _check_values(artifact.get("custom_properties"), at_artifact, "custom property")
     return pipelines
+
+
+def _guard(where: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """``check(value)``; its error is reported with ``where`` in front."""
+    try:
+        return check(value)
+    except InvalidArgumentError as exc:
+        message = str(exc)
+        raise InvalidArgumentError(message if message.startswith(where) else f"{where}: {message}") from None
 
 
 class _ArtifactIndex:
@@ -345,6 +402,7 @@ def import_document(
                     custom_properties=dict(execution.get("custom_properties") or {}),
                     stage=context,
                     artifacts=drafts,
+                    times_ms=_times(execution),
                 )
                 logger.debug("imported execution %s as %s", uuid or name, record.id)
                 if uuid:
@@ -363,6 +421,17 @@ def import_document(
         artifacts_reused=artifacts.reused,
         events=events,
     )
+
+
+def _times(node: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The recorded creation and update times of a node, when the document has them."""
+    created = node.get("create_time_since_epoch")
+    if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
+        return None
+    updated = node.get("last_update_time_since_epoch")
+    if isinstance(updated, int) and not isinstance(updated, bool) and updated >= created:
+        return created, updated
+    return created, created
 
 
 def summarize(document: Mapping[str, Any]) -> dict[str, int]:

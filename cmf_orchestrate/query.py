@@ -219,7 +219,10 @@ class CmfQuery:
         if found:
             return found
         path = ref[2:] if ref.startswith("./") else ref
-        found = self.store.artifacts(url=path)
+        # CMF records a remote location as ``url`` when the project has a DVC remote: the name tells the path.
+        found = self.store.artifacts(url=path) or [
+            a for a in self.store.artifacts(name_prefix=f"{path}:") if a.path == path
+        ]
         if found:
             latest = max(found, key=lambda a: (a.create_time_ms, a.id))
             return [a for a in found if a.uri == latest.uri]

@@ -17,7 +17,7 @@ import socket
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,11 @@ class _Drafts:
         self.versioner = versioner
         self.git = git
         self.stage = stage
+        #: The ``url`` property of a versioned file (default: its project-relative path).
+        self.url_for: Callable[[ContentHash], str] | None = None
+
+    def _url(self, content: ContentHash) -> str:
+        return self.url_for(content) if self.url_for is not None else content.path
 
     def draft(
         self, spec: ArtifactSpec, content: ContentHash, event: EventType, execution_id: int | None
@@ -128,9 +133,9 @@ class _Drafts:
 
     def file_draft(self, kind: ArtifactKind, content: ContentHash, custom: Mapping[str, Any]) -> ArtifactDraft:
         """A ``<path>:<md5>`` artifact (Dataset, Dataslice, Step_Metrics)."""
-        props = {"git_repo": self.git.repo, "Commit": content.md5, "url": content.path}
+        props = {"git_repo": self.git.repo, "Commit": content.md5, "url": self._url(content)}
         if kind is ArtifactKind.STEP_METRICS:
-            props = {"Commit": content.md5, "url": content.path}
+            props = {"Commit": content.md5, "url": self._url(content)}
         return ArtifactDraft(kind, f"{content.path}:{content.md5}", content.md5, props, custom)
 
     def model_draft(
@@ -156,7 +161,7 @@ class _Drafts:
             "model_type": model_type or "Default",
             "model_name": model_name or Path(content.path).name,
             "Commit": content.md5,
-            "url": content.path,
+            "url": self._url(content),
         }
         return ArtifactDraft(ArtifactKind.MODEL, f"{prefix}{execution_id}", content.md5, props, custom)
 
@@ -217,6 +222,8 @@ class TaskRun:
         # On the file system's own clock, which stamps the outputs' mtimes.
         self.started_ns = versioner.clock_ns()
         self.closed = False
+        #: Whether completing records ``Git_End_Commit`` (CMF's own scripts leave it empty).
+        self.record_end_commit = True
 
     def __repr__(self) -> str:
         return (
@@ -351,7 +358,8 @@ class TaskRun:
         except CmfError as exc:
             self.fail(exc)
             raise
-        self._write(drafts, state, self._end_facts(), {"Git_End_Commit": git_info(self.versioner.root).commit})
+        end = {"Git_End_Commit": git_info(self.versioner.root).commit} if self.record_end_commit else None
+        self._write(drafts, state, self._end_facts(), end)
         self._close()
         return self.execution
 
@@ -726,7 +734,7 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | 
     Args:
         info: What the orchestrator knows about the attempt.
         settings: Where to record (default: :meth:`CmfSettings.from_env`).
-        name: The execution's name (default: ``<stage context>:<Execution_uuid>``).
+        name: The execution's name (default: ``<stage context>:<Execution_uuid>``; ``""``: none).
 
     Returns:
         The open :class:`TaskRun`; call :meth:`TaskRun.complete` or :meth:`TaskRun.fail`.
@@ -786,7 +794,7 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | 
     execution, records = store.write_execution(
         execution_id=None,
         type_name=type_name,
-        name=name or f"{stage.name}:{exec_uuid}",
+        name=name if name is not None else f"{stage.name}:{exec_uuid}",
         state=ExecutionState.RUNNING if failure is None else ExecutionState.FAILED,
         properties=properties,
         custom_properties=custom,

@@ -945,6 +945,21 @@ def default_remote(root: Path) -> str | None:
     return str(remote) if remote else None
 
 
+def default_remote_url(root: Path) -> str | None:
+    """URL of the project's default DVC remote, if any (as DVC's config holds it)."""
+    from dvc.config import Config
+
+    versioner = versioner_for(root)
+    if not (versioner.dvc_dir / "config").exists():
+        return None
+    config = Config(dvc_dir=os.fspath(versioner.dvc_dir))
+    name = config["core"].get("remote")
+    if not name:
+        return None
+    url = config["remote"].get(name, {}).get("url")
+    return str(url) if url else None
+
+
 def _move(
     root: Path,
     hashes: Sequence[str],

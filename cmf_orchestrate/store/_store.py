@@ -803,7 +803,9 @@ class MetadataStore:
 
     # -- artifacts and events ---------------------------------------------------------------
 
-    def _resolve_artifacts(self, conn: Connection, drafts: Sequence[ArtifactDraft]) -> list[ArtifactRecord]:
+    def _resolve_artifacts(
+        self, conn: Connection, drafts: Sequence[ArtifactDraft], created_ids: set[int] | None = None
+    ) -> list[ArtifactRecord]:
         """The stored artifacts of drafts, created when absent (deduplicated by type and name).
 
         Artifacts are content identities: once read or written, this process remembers
@@ -854,6 +856,8 @@ class MetadataStore:
                     rows += self._property_rows("artifact_id", row.id, draft.properties, False, declared)
                     rows += self._property_rows("artifact_id", row.id, draft.custom_properties, True, declared)
                     created[key] = row.id
+                    if created_ids is not None:
+                        created_ids.add(row.id)
                     known[key] = dataclasses.replace(
                         row,
                         properties=_as_stored(draft.properties, declared),
@@ -925,6 +929,7 @@ class MetadataStore:
         stage: ContextRecord,
         artifacts: Sequence[tuple[ArtifactDraft, EventType]] = (),
         previous: ExecutionRecord | None = None,
+        times_ms: tuple[int, int] | None = None,
     ) -> tuple[ExecutionRecord, list[ArtifactRecord]]:
         """Create or update an execution together with artifacts and their events, in one transaction.
 
@@ -939,6 +944,8 @@ class MetadataStore:
             artifacts: Artifacts to record, each with its event type.
             previous: The execution as this process last recorded it (an update then
                 reads nothing back: the result is it with the changes applied).
+            times_ms: Creation and last update time of a new execution (default: now),
+                for an execution recorded elsewhere before.
 
         Returns:
             The execution as recorded and the artifacts in the order given.
@@ -956,6 +963,7 @@ class MetadataStore:
         def write(conn: Connection) -> tuple[ExecutionRecord, list[ArtifactRecord]]:
             now = _now_ms()
             if execution_id is None:
+                created_ms, updated_ms = times_ms or (now, now)
                 exec_id = self._insert_returning_id(
                     conn,
                     s.EXECUTION,
@@ -963,8 +971,8 @@ class MetadataStore:
                         "type_id": etype.id,
                         "name": name or None,
                         "last_known_state": _STATE_CODES[state],
-                        "create_time_since_epoch": now,
-                        "last_update_time_since_epoch": now,
+                        "create_time_since_epoch": created_ms,
+                        "last_update_time_since_epoch": updated_ms,
                     },
                 )
                 conn.execute(s.ASSOCIATION.insert(), {"context_id": stage.id, "execution_id": exec_id})
@@ -980,9 +988,13 @@ class MetadataStore:
                 etype.properties,
                 new=execution_id is None,
             )
-            records = self._resolve_artifacts(conn, drafts) if drafts else []
+            fresh: set[int] = set()
+            records = self._resolve_artifacts(conn, drafts, fresh) if drafts else []
             if records:
-                pairs = [(stage.id, r.id) for r in records if (stage.id, r.id) not in self._attributed]
+                # As CMF attributes: an artifact belongs to the stage that first recorded it.
+                pairs = [
+                    (stage.id, r.id) for r in records if r.id in fresh and (stage.id, r.id) not in self._attributed
+                ]
                 if pairs:
                     conn.execute(
                         self._insert_ignore(s.ATTRIBUTION),
@@ -1015,8 +1027,8 @@ class MetadataStore:
                     state=state,
                     properties=_as_stored(properties or {}, etype.properties),
                     custom_properties=_as_stored(custom_properties or {}, {}),
-                    create_time_ms=now,
-                    update_time_ms=now,
+                    create_time_ms=(times_ms or (now, now))[0],
+                    update_time_ms=(times_ms or (now, now))[1],
                 )
             elif previous is not None and previous.id == exec_id:
                 execution = dataclasses.replace(

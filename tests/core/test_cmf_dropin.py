@@ -174,3 +174,29 @@ def test_updating_recorded_artifacts(project: Path) -> None:
     context = writer.update_context("Pipeline_Stage", "demo/prepare", stage.id, custom_properties={"k": 1})
     assert context is not None and context.custom_properties["k"].int_value == 1
     writer.finalize()
+
+
+def test_module_functions_on_our_commands(project: Path, tmp_path: Path) -> None:
+    from cmf_orchestrate import CmfError, cmf
+
+    assert isinstance(cmf.cmf_init(type="local", path=str(tmp_path / "remote")), str)
+    assert str(tmp_path / "remote") in cmf.cmf_init_show()
+    _files()
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("prepare")
+    writer.create_execution("prepare")
+    dataset = writer.log_dataset("data/raw.csv", "input")
+    writer.finalize()
+    assert "demo" in cmf.pipeline_list("mlmd")
+    assert "prepare" in cmf.execution_list("demo", "mlmd")
+    assert "data/raw.csv" in cmf.artifact_list("demo", "mlmd")
+    cmf.metadata_export("demo", str(tmp_path / "demo.json"), "mlmd")
+    assert "data/raw.csv" in (tmp_path / "demo.json").read_text()
+    cmf.artifact_push("demo", "mlmd")
+    Path("data/raw.csv").unlink()
+    cmf.artifact_pull_single("demo", "mlmd", dataset.name)
+    assert Path("data/raw.csv").read_text() == "a,b\n1,2\n3,4\n"
+    with pytest.raises(CmfError, match="cmf-orchestrate export"):
+        cmf.metadata_push("demo", "mlmd")
+    with pytest.raises(CmfError, match="cmf-orchestrate import"):
+        cmf.metadata_pull("demo", "mlmd")

@@ -1,0 +1,113 @@
+"""``cmf-orchestrate import`` of documents written by CMF's own ``dumptojson``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlmd_oracle import COMPAT_PYTHON, oracle_python
+
+from cmf_orchestrate import CmfSettings, MetadataQuery
+from cmf_orchestrate.cmfquery import CmfQuery
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+import test_cmf_dropin_parity as parity  # the same CMF scripts and project setup
+
+DUMP = "from cmflib.cmfquery import CmfQuery; print(CmfQuery('mlmd').dumptojson('demo'))"
+
+
+@pytest.fixture(scope="module")
+def cmflib_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CMF's own JSON of a pipeline CMF's library recorded."""
+    oracle_python()
+    base = tmp_path_factory.mktemp("cmflib-dump")
+    root = base / "theirs"
+    parity._project(root, base / "remote")
+    env = parity._compat_env(root)
+    for script, code in parity.SCRIPTS.items():
+        parity._run(root, str(COMPAT_PYTHON), "cmflib", code, script, env)
+    out = parity._run(root, str(COMPAT_PYTHON), "cmflib", DUMP, "dump.py", env)
+    target = base / "demo.json"
+    target.write_text(out.strip().splitlines()[-1])
+    return target
+
+
+def _document(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def test_import_of_a_cmflib_dump(cmflib_dump: Path, run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "import", str(cmflib_dump), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["executions_added"] == 3 and report["executions_skipped"] == 0
+    query = MetadataQuery(settings=CmfSettings(store="mlmd", project_root=tmp_path))
+    [label] = query.store.artifacts(type_name="Label")
+    assert label.name.startswith("data/labels.csv:") and label.custom_properties["dataset_uri"]
+    for stage in ("prepare", "train", "evaluate"):
+        [execution] = query.get_all_exe_in_stage(f"demo/{stage}")
+        assert execution.properties["Execution_type_name"] == f"demo/{stage}"
+        assert execution.properties["Context_Type"] == f"demo/{stage}"
+        assert str(execution.custom_properties["Python_Env"]).startswith("cmf_artifacts/python_env_")
+    document = _document(cmflib_dump)
+    [pipeline] = document["Pipeline"]
+    original = {s["name"]: s["executions"][0] for s in pipeline["stages"]}
+    for stage, execution in original.items():
+        [mine] = query.get_all_exe_in_stage(stage)
+        assert mine.uuid == execution["properties"]["Execution_uuid"]
+        assert mine.create_time_ms == execution["create_time_since_epoch"]  # the original times
+        assert mine.update_time_ms == execution["last_update_time_since_epoch"]
+        assert dict(mine.properties) | {"Context_ID": 0, "Pipeline_id": 0} == execution["properties"] | {
+            "Context_ID": 0,
+            "Pipeline_id": 0,
+        }
+    # Executions keep their order.
+    ids = [query.get_all_exe_in_stage(s)[0].id for s in ("demo/prepare", "demo/train", "demo/evaluate")]
+    assert ids == sorted(ids)
+    # CMF's own reader sees the same artifacts on the imported store.
+    frame = CmfQuery(str(tmp_path / "mlmd")).get_all_artifacts_for_executions(ids)
+    assert sorted(frame["type"].unique().tolist()) == [
+        "Dataset",
+        "Dataslice",
+        "Environment",
+        "Label",
+        "Metrics",
+        "Model",
+        "Step_Metrics",
+    ]
+    counts = (len(query.store.executions()), len(query.store.artifacts()), query.store.count("events"))
+    again = run_cli(tmp_path, "import", str(cmflib_dump), "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["executions_added"] == 0
+    assert (len(query.store.executions()), len(query.store.artifacts()), query.store.count("events")) == counts
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda e: e["properties"].update({"Colour": "red"}), "execution #0: unknown property 'Colour'"),
+        (lambda e: e["events"][0]["artifact"].update({"type": "Spreadsheet"}), "event #0: unknown artifact type"),
+        (
+            lambda e: e["events"][0]["artifact"]["properties"].update({"shape": "x"}),
+            "event #0, artifact",
+        ),
+        (lambda e: e.pop("type"), "execution #0: malformed document: no 'type'"),
+    ],
+)
+def test_bad_input_names_the_element_and_writes_nothing(
+    cmflib_dump: Path, run_cli: Any, tmp_path: Path, change: Any, named: str
+) -> None:
+    document = _document(cmflib_dump)
+    [pipeline] = document["Pipeline"]
+    stage = pipeline["stages"][-1]
+    change(stage["executions"][0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    result = run_cli(tmp_path, "import", str(bad))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0] and f"stage {stage['name']!r}" in lines[0], result.output
+    assert MetadataQuery(settings=CmfSettings(store="mlmd", project_root=tmp_path)).get_pipeline_names() == []
