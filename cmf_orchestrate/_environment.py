@@ -33,6 +33,7 @@ INDEX_DIR = ".dvc/tmp/cmf-orchestrate/environments"
 
 _lock = threading.Lock()
 _described: dict[str, tuple[str, str]] = {}
+_fingerprints: dict[tuple[tuple[str, ...], tuple[int, ...]], str] = {}
 _MD5 = re.compile(r"[0-9a-f]{32}\Z")
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -54,8 +55,28 @@ def fingerprint() -> str:
 
     Only the metadata entries count (``name-version.dist-info`` and the like), in
     ``sys.path`` order, so a script directory or working directory holding no
-    distribution does not change it.
+    distribution does not change it. Within a process the listings are read again only
+    when a ``sys.path`` directory changed (its mtime moves when an entry is added or removed).
     """
+    key = (tuple(sys.path), tuple(_mtime_ns(entry) for entry in sys.path))
+    with _lock:
+        known = _fingerprints.get(key)
+    if known is None:
+        known = _list_fingerprint()
+        with _lock:
+            _fingerprints.clear()
+            _fingerprints[key] = known
+    return known
+
+
+def _mtime_ns(entry: str) -> int:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _list_fingerprint() -> str:
     digest = hashlib.md5(_interpreter().encode(), usedforsecurity=False)
     for entry in sys.path:
         try:

@@ -301,6 +301,9 @@ def _create_engine(location: StoreLocation) -> Engine:
         **common,
     )
     _configure_timeouts(engine, location.timeout)
+    # pg8000 runs an executemany row by row, one round trip each: SQLAlchemy batches the
+    # rows of an INSERT into multi-row VALUES statements instead.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
 
 
