@@ -335,8 +335,9 @@ def import_document(
 
     Executions already present (same ``Execution_uuid``; same type and name when a
     document has no uuids) are skipped; artifacts already present (same type and md5)
-    are reused. Each execution is written with its artifacts and events in one
-    transaction. The document is checked completely before the first write.
+    are reused. The whole document is written in one transaction, after it was checked
+    completely: all of it is recorded, or none of it. Executions keep the creation and
+    update times the document gives.
 
     Args:
         store: The store to write.
@@ -345,82 +346,89 @@ def import_document(
 
     Raises:
         InvalidArgumentError: The document is malformed (nothing was written).
-        StoreError: The store refused a write (executions before it are kept).
+        StoreError: The store refused a write (nothing of the document was written).
     """
     pipelines = _validate(document)
-    existing = store.executions()
-    known_uuids = {e.uuid for e in existing if e.uuid}
-    known_names = {(e.type, e.name) for e in existing}
-    artifacts = _ArtifactIndex(store)
-    total = sum(len(s.get("executions", [])) for p in pipelines for s in p.get("stages", []))
-    done = added = skipped = events = stages = 0
-    for pipeline in pipelines:
-        parent = store.pipeline_context(str(pipeline["name"]), pipeline.get("custom_properties") or None)
-        for stage in pipeline.get("stages", []):
-            stages += 1
-            full = str(stage["name"])
-            short = full[len(parent.name) + 1 :] if full.startswith(parent.name + "/") else full
-            context = store.stage_context(parent, short, stage.get("custom_properties") or None)
-            for execution in stage.get("executions", []):
-                done += 1
-                properties = dict(execution.get("properties") or {})
-                uuid = str(properties.get("Execution_uuid") or "")
-                type_name = str(execution["type"])
-                name = str(execution.get("name") or "")
-                if (uuid and uuid in known_uuids) or (not uuid and (type_name, name) in known_names):
-                    skipped += 1
+
+    def body() -> ImportReport:
+        existing = store.executions()
+        known_uuids = {e.uuid for e in existing if e.uuid}
+        known_names = {(e.type, e.name) for e in existing}
+        artifacts = _ArtifactIndex(store)
+        total = sum(len(s.get("executions", [])) for p in pipelines for s in p.get("stages", []))
+        done = added = skipped = events = stages = 0
+        for pipeline in pipelines:
+            parent = store.pipeline_context(str(pipeline["name"]), pipeline.get("custom_properties") or None)
+            for stage in pipeline.get("stages", []):
+                stages += 1
+                full = str(stage["name"])
+                short = full[len(parent.name) + 1 :] if full.startswith(parent.name + "/") else full
+                context = store.stage_context(parent, short, stage.get("custom_properties") or None)
+                for execution in stage.get("executions", []):
+                    done += 1
+                    properties = dict(execution.get("properties") or {})
+                    uuid = str(properties.get("Execution_uuid") or "")
+                    type_name = str(execution["type"])
+                    name = str(execution.get("name") or "")
+                    if (uuid and uuid in known_uuids) or (not uuid and (type_name, name) in known_names):
+                        skipped += 1
+                        if progress is not None:
+                            progress(done, total)
+                        continue
+                    if name and (type_name, name) in known_names:
+                        name = f"{name}:{uuid}"  # a different run under a clashing name: keep both
+                    properties.update(
+                        {"Context_ID": context.id, "Pipeline_id": parent.id, "Pipeline_Type": parent.name}
+                    )
+                    drafts: list[tuple[ArtifactDraft, EventType]] = []
+                    for event in execution.get("events", []):
+                        artifact = event["artifact"]
+                        kind = _kind(artifact["type"])
+                        uri = str(artifact.get("uri") or "")
+                        artifact_name = artifacts.name_for(kind, uri, str(artifact["name"]))
+                        drafts.append(
+                            (
+                                ArtifactDraft(
+                                    kind,
+                                    artifact_name,
+                                    uri,
+                                    dict(artifact.get("properties") or {}),
+                                    dict(artifact.get("custom_properties") or {}),
+                                ),
+                                _event_type(event["type"]),
+                            )
+                        )
+                    record, _ = store.write_execution(
+                        execution_id=None,
+                        type_name=type_name,
+                        name=name or None,
+                        state=_state(execution.get("last_known_state")),
+                        properties=properties,
+                        custom_properties=dict(execution.get("custom_properties") or {}),
+                        stage=context,
+                        artifacts=drafts,
+                        times_ms=_times(execution),
+                    )
+                    logger.debug("imported execution %s as %s", uuid or name, record.id)
+                    if uuid:
+                        known_uuids.add(uuid)
+                    known_names.add((type_name, record.name))
+                    added += 1
+                    events += len(drafts)
                     if progress is not None:
                         progress(done, total)
-                    continue
-                if name and (type_name, name) in known_names:
-                    name = f"{name}:{uuid}"  # a different run under a clashing name: keep both
-                properties.update({"Context_ID": context.id, "Pipeline_id": parent.id, "Pipeline_Type": parent.name})
-                drafts: list[tuple[ArtifactDraft, EventType]] = []
-                for event in execution.get("events", []):
-                    artifact = event["artifact"]
-                    kind = _kind(artifact["type"])
-                    uri = str(artifact.get("uri") or "")
-                    artifact_name = artifacts.name_for(kind, uri, str(artifact["name"]))
-                    drafts.append(
-                        (
-                            ArtifactDraft(
-                                kind,
-                                artifact_name,
-                                uri,
-                                dict(artifact.get("properties") or {}),
-                                dict(artifact.get("custom_properties") or {}),
-                            ),
-                            _event_type(event["type"]),
-                        )
-                    )
-                record, _ = store.write_execution(
-                    execution_id=None,
-                    type_name=type_name,
-                    name=name or None,
-                    state=_state(execution.get("last_known_state")),
-                    properties=properties,
-                    custom_properties=dict(execution.get("custom_properties") or {}),
-                    stage=context,
-                    artifacts=drafts,
-                    times_ms=_times(execution),
-                )
-                logger.debug("imported execution %s as %s", uuid or name, record.id)
-                if uuid:
-                    known_uuids.add(uuid)
-                known_names.add((type_name, record.name))
-                added += 1
-                events += len(drafts)
-                if progress is not None:
-                    progress(done, total)
-    return ImportReport(
-        pipelines=len(pipelines),
-        stages=stages,
-        executions_added=added,
-        executions_skipped=skipped,
-        artifacts_added=artifacts.added,
-        artifacts_reused=artifacts.reused,
-        events=events,
-    )
+        return ImportReport(
+            pipelines=len(pipelines),
+            stages=stages,
+            executions_added=added,
+            executions_skipped=skipped,
+            artifacts_added=artifacts.added,
+            artifacts_reused=artifacts.reused,
+            events=events,
+        )
+
+    # The whole document, or nothing of it.
+    return store.in_transaction("importing a document", body)
 
 
 def _times(node: Mapping[str, Any]) -> tuple[int, int] | None:

@@ -15,9 +15,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from sqlalchemy import Connection, Select, Table, and_, exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -117,6 +117,7 @@ _CHUNK = 500
 _ARTIFACT_CACHE = 10_000
 
 _Kind = int  # a TypeKind value
+_T = TypeVar("_T")
 
 
 class ExecutionFilters(TypedDict, total=False):
@@ -203,6 +204,8 @@ class MetadataStore:
         self._attributed: set[tuple[int, int]] = set()
         self._artifact_cache: OrderedDict[tuple[int, str], ArtifactRecord] = OrderedDict()
         self._store_id: str | None = None
+        # The connection of a transaction spanning several calls (see :meth:`in_transaction`).
+        self._local = threading.local()
         ensure_schema(self._db())
         self._load_types()
 
@@ -222,10 +225,48 @@ class MetadataStore:
         return database_for(self.location)
 
     def _read(self, what: str, fn: Any) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return fn(conn)
         return self._db().transact(what, fn, write=False)
 
     def _write(self, what: str, fn: Any) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return fn(conn)
         return self._db().transact(what, fn, write=True)
+
+    def in_transaction(self, what: str, fn: Callable[[], _T]) -> _T:
+        """Run ``fn``, which calls this store's methods, as one write transaction: all of it or none.
+
+        Raises:
+            StoreUnavailableError: The store cannot be reached.
+            StoreError: The store refused some of the work; none of it was written.
+        """
+
+        def run(conn: Connection) -> _T:
+            self._forget()  # a retried attempt starts from what the store holds
+            self._local.conn = conn
+            try:
+                return fn()
+            finally:
+                self._local.conn = None
+
+        try:
+            return self._db().transact(what, run, write=True)
+        except BaseException:
+            self._forget()  # what this process remembered of the rolled-back work is gone
+            raise
+
+    def _forget(self) -> None:
+        """Drop what this process remembers of the store (types, contexts, artifacts)."""
+        with self._lock:
+            self._types.clear()
+            self._types_by_id.clear()
+            self._contexts.clear()
+            self._linked.clear()
+            self._attributed.clear()
+            self._artifact_cache.clear()
 
     def _insert_ignore(self, table: Table) -> Any:
         """An INSERT that does nothing where a unique key already holds the row."""

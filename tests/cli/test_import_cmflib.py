@@ -111,3 +111,32 @@ def test_bad_input_names_the_element_and_writes_nothing(
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0] and f"stage {stage['name']!r}" in lines[0], result.output
     assert MetadataQuery(settings=CmfSettings(store="mlmd", project_root=tmp_path)).get_pipeline_names() == []
+
+
+def test_a_store_failure_mid_document_leaves_nothing(
+    cmflib_dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cmf_orchestrate import StoreError
+    from cmf_orchestrate.interchange import import_document
+    from cmf_orchestrate.store import MetadataStore, open_store
+
+    store = open_store(CmfSettings(store="mlmd", project_root=tmp_path).location)
+    real = MetadataStore.write_execution
+    calls = []
+
+    def failing(self: MetadataStore, **kwargs: Any) -> Any:
+        calls.append(kwargs["type_name"])
+        if len(calls) == 3:
+            raise StoreError("the disk is full")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(MetadataStore, "write_execution", failing)
+    with pytest.raises(StoreError, match="disk is full"):
+        import_document(store, _document(cmflib_dump))
+    monkeypatch.undo()
+    assert len(calls) == 3
+    assert store.executions() == [] and store.artifacts() == []
+    assert store.contexts_of_type("Parent_Context") == []
+    # The same store takes the document afterwards, whole.
+    report = import_document(store, _document(cmflib_dump))
+    assert report.executions_added == 3 and len(store.executions()) == 3
