@@ -609,6 +609,77 @@ class Cmf:
         self._git_add(os.fspath(file_path))
         return self._git_commit(f"commiting dvc.lock of {self.execution_name}")
 
+    def _log_known(
+        self, kind: ArtifactKind, uri: str, event: str, name: str, props: Mapping[str, Any], custom: Mapping[str, Any]
+    ) -> LoggedArtifact:
+        """Log an artifact whose version (md5) is known, without reading its file: the one
+        recorded with this ``uri`` when there is one (its url list grows), else a new one."""
+        run = self._current()
+        direction = EventType.INPUT if str(event).lower() == "input" else EventType.OUTPUT
+        values = {k: _artifact_value(v) for k, v in dict(custom).items()}
+        check_reserved(values, "custom_properties")
+        run.flush()
+        existing = self.store.artifacts(uri=uri, limit=1) if uri.strip() else []
+        if existing:
+            record = existing[0]
+            if values:
+                self.update_existing_artifact(record, values)
+            if props.get("url"):
+                self.update_dataset_url(record, str(props["url"]))
+            draft = ArtifactDraft(ArtifactKind(record.kind), record.name, record.uri, {}, {})
+        else:
+            draft = ArtifactDraft(kind, name, uri or str(uuid.uuid1()), dict(props), values)
+        return run._queue(draft, direction)
+
+    def log_dataset_with_version(
+        self,
+        url: str,
+        version: str,
+        event: str,
+        props: Mapping[str, Any] | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+    ) -> LoggedArtifact:
+        """Record a dataset whose version (md5) is known, e.g. one recorded on another machine.
+
+        Args:
+            url: Path of the dataset.
+            version: Its md5.
+            event: ``"input"`` or ``"output"``.
+            props: ``git_repo`` and ``url`` properties.
+            custom_properties: Properties of the dataset.
+
+        Raises:
+            InvalidArgumentError: A property name is reserved.
+        """
+        given = dict(props or {})
+        properties = {"git_repo": str(given.get("git_repo", "")), "Commit": version, "url": str(given.get("url", " "))}
+        return self._log_known(
+            ArtifactKind.DATASET, version, event, f"{url}:{version}", properties, custom_properties or {}
+        )
+
+    def log_model_with_version(
+        self,
+        path: str,
+        event: str,
+        props: Mapping[str, Any] | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+    ) -> LoggedArtifact:
+        """Record a model whose version is known: ``props["uri"]`` is its md5.
+
+        Raises:
+            InvalidArgumentError: ``props`` has no ``uri``, or a property name is reserved.
+        """
+        given = dict(props or {})
+        uri = str(given.get("uri", "")).strip()
+        if not uri:
+            raise InvalidArgumentError("log_model_with_version: props must give the model's 'uri' (its md5)")
+        run = self._current()
+        properties = {
+            key: str(given.get(key, "")) for key in ("model_framework", "model_type", "model_name", "Commit", "url")
+        }
+        name = f"{path}:{uri}:{run.execution_id}"
+        return self._log_known(ArtifactKind.MODEL, uri, event, name, properties, custom_properties or {})
+
     # -- reading and changing recorded artifacts ------------------------------------------------
 
     def get_artifact(self, artifact_id: int) -> ArtifactView:

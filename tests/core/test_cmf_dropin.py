@@ -200,3 +200,65 @@ def test_module_functions_on_our_commands(project: Path, tmp_path: Path) -> None
         cmf.metadata_push("demo", "mlmd")
     with pytest.raises(CmfError, match="cmf-orchestrate import"):
         cmf.metadata_pull("demo", "mlmd")
+
+
+def test_slices_of_a_versioned_folder_are_read_and_updated(project: Path) -> None:
+    folder = Path("artifacts/raw_data")
+    folder.mkdir(parents=True)
+    for i in range(1, 11):
+        (folder / f"{i}.txt").write_text(f"text {i % 3}\n")
+    writer = Cmf(filename="mlmd", pipeline_name="dvc")
+    writer.create_context(pipeline_stage="Prepare")
+    writer.create_execution(execution_type="Prepare")
+    writer.log_dataset(str(folder), "input")
+    for number in (1, 2):
+        dataslice: Cmf.DataSlice = writer.create_dataslice(name=f"slice-{number}")
+        for i in range(number, 10, 2):
+            dataslice.add_data(path=f"{folder}/{i}.txt", custom_properties={"key1": "value1", "key2": "value2"})
+        dataslice.commit()
+    frame = writer.read_dataslice(name="slice-1")
+    record = list(frame.index)[-1]
+    assert list(frame.columns) == ["hash", "key1", "key2"] and record == f"{folder}/9.txt"
+    writer.update_dataslice(name="slice-1", record=record, custom_properties={"key1": "1", "key2": "2"})
+    assert writer.read_dataslice(name="slice-1").loc[record].tolist()[1:] == ["1", "2"]
+    writer.finalize()
+    slices = CmfQuery("mlmd").store.artifacts(type_name="Dataslice")
+    assert len(slices) == 2 and all(s.name.startswith("cmf_artifacts/") for s in slices)
+
+
+def test_an_execution_updated_by_later_scripts(project: Path) -> None:
+    _files()
+    for run in range(2):
+        writer = Cmf("mlmd", "test-execution-update")
+        writer.create_context("Train")
+        writer.create_execution("Train-execution", {"name": "test-1"}, create_new_execution=False)
+        writer.log_dataset("data/raw.csv", "input", custom_properties={"user-metadata1": "metadata_value"})
+        writer.log_execution_metrics(f"metrics-{run}", {"auc": 0.4})
+        writer.finalize()
+    query = CmfQuery("mlmd")
+    [execution] = query.get_all_exe_in_stage("test-execution-update/Train")
+    assert execution.name == "Train-execution"
+    assert len(execution.properties["Execution_uuid"].string_value.split(",")) == 2
+    frame = query.get_all_artifacts_for_execution(execution.id)
+    assert sorted(frame["type"].tolist()).count("Metrics") == 2
+
+
+def test_artifacts_logged_with_a_known_version(project: Path) -> None:
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("merge")
+    writer.create_execution("merge")
+    md5 = "0" * 32
+    dataset = writer.log_dataset_with_version(
+        "remote/data.csv", md5, "input", props={"git_repo": "r", "url": "demo:s3://b/x"}, custom_properties={"k": 1}
+    )
+    assert dataset.name == f"remote/data.csv:{md5}" and dataset.properties["url"].string_value == "demo:s3://b/x"
+    again = writer.log_dataset_with_version("remote/data.csv", md5, "output", props={"url": "other:s3://b/x"})
+    assert again.id == dataset.id
+    assert writer.get_artifact(dataset.id).properties["url"].string_value == "demo:s3://b/x,other:s3://b/x"
+    model = writer.log_model_with_version(
+        "models/m.pkl", "output", props={"uri": "1" * 32, "model_framework": "sk", "url": "u"}
+    )
+    assert model.type == "Model" and model.properties["model_framework"].string_value == "sk"
+    with pytest.raises(cmf_orchestrate.InvalidArgumentError, match="uri"):
+        writer.log_model_with_version("models/m.pkl", "output", props={})
+    writer.finalize()
