@@ -33,7 +33,7 @@ INDEX_DIR = ".dvc/tmp/cmf-orchestrate/environments"
 
 _lock = threading.Lock()
 _described: dict[str, tuple[str, str]] = {}
-_fingerprints: dict[tuple[tuple[str, ...], tuple[int, ...]], str] = {}
+_fingerprint: tuple[tuple[str, ...], tuple[tuple[str, int], ...], str] | None = None
 _MD5 = re.compile(r"[0-9a-f]{32}\Z")
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -56,17 +56,24 @@ def fingerprint() -> str:
     Only the metadata entries count (``name-version.dist-info`` and the like), in
     ``sys.path`` order, so a script directory or working directory holding no
     distribution does not change it. Within a process the listings are read again only
-    when a ``sys.path`` directory changed (its mtime moves when an entry is added or removed).
+    when ``sys.path`` changed or one of its directories holding distributions did (a
+    directory's mtime moves when an entry is added or removed); a project folder that
+    task runs write into is not among them.
     """
-    key = (tuple(sys.path), tuple(_mtime_ns(entry) for entry in sys.path))
+    path = tuple(sys.path)
     with _lock:
-        known = _fingerprints.get(key)
-    if known is None:
-        known = _list_fingerprint()
-        with _lock:
-            _fingerprints.clear()
-            _fingerprints[key] = known
-    return known
+        known = _fingerprint
+    if known is not None and known[0] == path and all(_mtime_ns(e) == m for e, m in known[1]):
+        return known[2]
+    digest, watched = _list_fingerprint(path)
+    with _lock:
+        _remember_fingerprint((path, watched, digest))
+    return digest
+
+
+def _remember_fingerprint(value: tuple[tuple[str, ...], tuple[tuple[str, int], ...], str]) -> None:
+    global _fingerprint  # noqa: PLW0603 - the one per-process memo of the environment's fingerprint
+    _fingerprint = value
 
 
 def _mtime_ns(entry: str) -> int:
@@ -76,9 +83,12 @@ def _mtime_ns(entry: str) -> int:
         return -1
 
 
-def _list_fingerprint() -> str:
+def _list_fingerprint(path: tuple[str, ...]) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """The fingerprint, and the entries (with their mtimes) whose listing it depends on."""
     digest = hashlib.md5(_interpreter().encode(), usedforsecurity=False)
-    for entry in sys.path:
+    watched: list[tuple[str, int]] = []
+    for entry in path:
+        mtime = _mtime_ns(entry)
         try:
             with os.scandir(entry or ".") as listing:
                 names = sorted(e.name for e in listing if e.name.lower().endswith(_METADATA_SUFFIXES))
@@ -92,8 +102,9 @@ def _list_fingerprint() -> str:
         except OSError:
             continue
         if names:
+            watched.append((entry, mtime))
             digest.update(("\0" + "\n".join(names)).encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+    return digest.hexdigest(), tuple(watched)
 
 
 def _name_and_version(dist: object) -> tuple[str | None, str | None]:

@@ -35,7 +35,7 @@ def test_installing_and_removing_a_package_changes_the_environment(
 ) -> None:
     Versioner(project).ensure_repo()
     site = tmp_path / "site"
-    site.mkdir()
+    _install(site, "cmf-resident-pkg", "1.0")  # site-packages always holds some distribution
     monkeypatch.syspath_prepend(str(site))
     before = fingerprint()
     original = environment_file(project)
