@@ -946,13 +946,40 @@ def default_remote(root: Path) -> str | None:
 
 
 def default_remote_url(root: Path) -> str | None:
-    """URL of the project's default DVC remote, if any (as DVC's config holds it)."""
+    """URL of the project's default DVC remote, if any (as DVC's config holds it).
+
+    DVC's config is parsed again only when the project's config files change.
+    """
+    versioner = versioner_for(root)
+    files = [versioner.dvc_dir / "config", versioner.dvc_dir / "config.local"]
+    if not files[0].exists():
+        return None
+    key = (str(versioner.dvc_dir), tuple(_stat_key(f) for f in files))
+    with _remote_urls_lock:
+        if key in _remote_urls:
+            return _remote_urls[key]
+    url = _read_remote_url(versioner.dvc_dir)
+    with _remote_urls_lock:
+        _remote_urls[key] = url
+    return url
+
+
+_remote_urls: dict[tuple[str, tuple[tuple[int, int, int], ...]], str | None] = {}
+_remote_urls_lock = threading.Lock()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1, -1)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_remote_url(dvc_dir: Path) -> str | None:
     from dvc.config import Config
 
-    versioner = versioner_for(root)
-    if not (versioner.dvc_dir / "config").exists():
-        return None
-    config = Config(dvc_dir=os.fspath(versioner.dvc_dir))
+    config = Config(dvc_dir=os.fspath(dvc_dir))
     name = config["core"].get("remote")
     if not name:
         return None
