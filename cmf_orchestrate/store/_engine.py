@@ -189,6 +189,8 @@ class Database:
     def translate(self, what: str, error: exc.DBAPIError) -> StoreError:
         """Our error for a driver error: message scrubbed of the password, parameters left out."""
         message = self._message(error)
+        if _pg_code(error.orig) == "3D000" or (self.backend == "mysql" and _my_code(error.orig) == 1049):
+            message += "; `cmf-orchestrate init --store URL` creates it"
         if self.classify(error) in {"disconnect", "unreachable"}:
             return StoreUnavailableError(
                 f"{what}: the metadata store {self.location.redacted} is unavailable: {message}"
