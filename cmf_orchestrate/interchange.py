@@ -394,6 +394,7 @@ def import_document(
                                     uri,
                                     dict(artifact.get("properties") or {}),
                                     dict(artifact.get("custom_properties") or {}),
+                                    _times(artifact),
                                 ),
                                 _event_type(event["type"]),
                             )

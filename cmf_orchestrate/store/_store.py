@@ -151,6 +151,8 @@ class ArtifactDraft:
     uri: str
     properties: Mapping[str, Any] = field(default_factory=dict)
     custom_properties: Mapping[str, Any] = field(default_factory=dict)
+    #: Creation and last update time (ms) of an artifact recorded elsewhere before (default: now).
+    times_ms: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -873,8 +875,8 @@ class MetadataStore:
                             "name": name,
                             "uri": by_key[(type_id, name)].uri,
                             "state": _ARTIFACT_LIVE,
-                            "create_time_since_epoch": now,
-                            "last_update_time_since_epoch": now,
+                            "create_time_since_epoch": (by_key[(type_id, name)].times_ms or (now, now))[0],
+                            "last_update_time_since_epoch": (by_key[(type_id, name)].times_ms or (now, now))[1],
                         }
                         for type_id, name in absent
                     ],

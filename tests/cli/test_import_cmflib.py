@@ -65,6 +65,14 @@ def test_import_of_a_cmflib_dump(cmflib_dump: Path, run_cli: Any, tmp_path: Path
             "Context_ID": 0,
             "Pipeline_id": 0,
         }
+    dumped = {
+        ev["artifact"]["name"]: ev["artifact"]
+        for stage in pipeline["stages"]
+        for execution in stage["executions"]
+        for ev in execution["events"]
+    }
+    for artifact in query.store.artifacts():
+        assert artifact.create_time_ms == dumped[artifact.name]["create_time_since_epoch"], artifact.name
     # Executions keep their order.
     ids = [query.get_all_exe_in_stage(s)[0].id for s in ("demo/prepare", "demo/train", "demo/evaluate")]
     assert ids == sorted(ids)
