@@ -205,6 +205,8 @@ class MetadataStore:
         self._linked: set[tuple[int, int]] = set()
         self._attributed: set[tuple[int, int]] = set()
         self._artifact_cache: OrderedDict[tuple[int, str], ArtifactRecord] = OrderedDict()
+        # Statements are immutable: building each once saves their construction on every write.
+        self._statements: dict[tuple[str, str], Any] = {}
         self._store_id: str | None = None
         # The connection of a transaction spanning several calls (see :meth:`in_transaction`).
         self._local = threading.local()
@@ -271,7 +273,13 @@ class MetadataStore:
             self._artifact_cache.clear()
 
     def _insert_ignore(self, table: Table) -> Any:
-        """An INSERT that does nothing where a unique key already holds the row."""
+        """An INSERT that does nothing where a unique key already holds the row (built once per table)."""
+        built = self._statements.get(("insert_ignore", table.name))
+        if built is None:
+            built = self._statements[("insert_ignore", table.name)] = self._build_insert_ignore(table)
+        return built
+
+    def _build_insert_ignore(self, table: Table) -> Any:
         # The server dialects load only for their stores: the first task run pays for no other.
         if self.backend == "postgresql":
             from sqlalchemy.dialects import postgresql as pg_dialect
@@ -286,6 +294,13 @@ class MetadataStore:
         return sqlite_dialect.insert(table).on_conflict_do_nothing()
 
     def _upsert_properties(self, table: Table, owner: str) -> Any:
+        """An INSERT of property rows that replaces the values of those present (built once per table)."""
+        built = self._statements.get(("upsert", table.name))
+        if built is None:
+            built = self._statements[("upsert", table.name)] = self._build_upsert(table, owner)
+        return built
+
+    def _build_upsert(self, table: Table, owner: str) -> Any:
         values = ("int_value", "double_value", "string_value")
         key = [owner, "name", "is_custom_property"]
         if self.backend == "mysql":
