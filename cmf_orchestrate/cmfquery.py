@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from cmf_orchestrate._proto import ArtifactView, ExecutionView, PropertyValue, state_code
+from cmf_orchestrate._proto import ArtifactView, ExecutionView, PropertyValue
 from cmf_orchestrate.errors import ConfigError
 from cmf_orchestrate.records import ArtifactRecord, ContextRecord, EventRecord, EventType, ExecutionRecord, Value
 from cmf_orchestrate.settings import CmfSettings
@@ -523,17 +523,11 @@ class CmfQuery:
                     if not found:
                         continue
                     artifact = found[0]
-                    events.append(
-                        {
-                            "artifact_id": event.artifact_id,
-                            "execution_id": event.execution_id,
-                            "type": _event_code(event.type),
-                            "milliseconds_since_epoch": event.time_ms,
-                            "artifact": self._node(artifact, "artifact", {"type": artifact.kind}),
-                        }
-                    )
-                node = self._node(execution, "execution", {"events": events})
-                node["last_known_state"] = state_code(execution.state)
+                    # CMF writes an event as its type and its artifact only.
+                    artifact_node = self._node(artifact, "artifact", {"type": artifact.kind})
+                    events.append({"type": _event_code(event.type), "artifact": artifact_node})
+                # CMF gives every execution a name, empty when it has none.
+                node = self._node(execution, "execution", {"name": execution.name, "events": events})
                 executions.append(node)
             attrs = self._node(stage, "context", {"executions": executions})
             if not since or executions or attrs["last_update_time_since_epoch"] > since:

@@ -172,6 +172,22 @@ ask("get_all_executions_for_artifact_id", lambda: frame(q.get_all_executions_for
     int(q.get_artifact(raw)["id"][0]))))
 ask("get_all_executions_by_stage", lambda: [execution(e) for e in q.get_all_executions_by_stage(
     q.get_pipeline_id("demo") + 1)])
+def nested(v, k=""):
+    if isinstance(v, dict):
+        return {key: nested(x, key) for key, x in v.items()
+                if not str(key).startswith("cmf.") and key not in ("type_id", "Python_Env")}
+    if isinstance(v, list):
+        return sorted((nested(x) for x in v), key=lambda x: json.dumps(x, sort_keys=True, default=str))
+    return value(k, v)
+def dump():
+    doc = nested(json.loads(q.dumptojson("demo")))
+    for stage in doc["Pipeline"][0]["stages"]:
+        for execution in stage["executions"]:
+            for event in execution["events"]:
+                if event["artifact"]["type"] == "Environment":
+                    event["artifact"] = {"type": "Environment"}
+    return doc
+ask("dumptojson", dump)
 print(json.dumps(out, default=str))
 """
 
