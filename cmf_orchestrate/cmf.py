@@ -187,10 +187,40 @@ class Cmf:
         """The current stage context, if any."""
         return None if self._child is None else ContextView(self._child, self.store.type_id)
 
+    @child_context.setter
+    def child_context(self, context: Any) -> None:
+        """Make ``context`` (a stage context of this pipeline, as returned or queried) the current stage."""
+        record = context.record if isinstance(context, ContextView) else context
+        if not isinstance(record, ContextRecord):
+            raise InvalidArgumentError(f"child_context: not a context: {context!r}")
+        self._child = record
+        prefix = f"{self._parent.name}/"
+        self._stage = record.name[len(prefix) :] if record.name.startswith(prefix) else record.name
+
     @property
     def execution(self) -> ExecutionView | None:
         """The current execution, if any."""
         return None if self._run is None else ExecutionView(self._run.execution, self.store.type_id)
+
+    @execution.setter
+    def execution(self, execution: Any) -> None:
+        """Log into ``execution`` (one recorded before, e.g. found with CmfQuery) from now on.
+
+        Raises:
+            InvalidArgumentError: ``execution`` is not an execution of the store.
+        """
+        record = execution.record if isinstance(execution, ExecutionView) else execution
+        found = self.store.execution(int(getattr(record, "id", -1))) if record is not None else None
+        if found is None:
+            raise InvalidArgumentError(f"execution: not an execution of this store: {execution!r}")
+        if self._run is not None and not self._run.closed and self._run.execution_id != found.id:
+            self._run.complete()
+        stages = [c for c in self.store.contexts_of_execution(found.id) if c.type == "Pipeline_Stage"]
+        if stages:
+            self.child_context = stages[0]
+        if self._child is None:
+            raise InvalidArgumentError(f"execution {found.id} belongs to no stage")
+        self._run = self._resume(found)
 
     # -- contexts and executions ----------------------------------------------------------------
 

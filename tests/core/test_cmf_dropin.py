@@ -262,3 +262,24 @@ def test_artifacts_logged_with_a_known_version(project: Path) -> None:
     with pytest.raises(cmf_orchestrate.InvalidArgumentError, match="uri"):
         writer.log_model_with_version("models/m.pkl", "output", props={})
     writer.finalize()
+
+
+def test_a_script_sets_the_stage_and_execution_it_logs_into(project: Path) -> None:
+    _files()
+    first = Cmf("mlmd", "test-execution-update")
+    first.create_context("Train")
+    first.create_execution("Train-execution", {"name": "test-1"}, create_new_execution=False)
+    first.finalize()
+    query = CmfQuery("mlmd")
+    writer = Cmf("mlmd", "test-execution-update")
+    context = writer.child_context = writer.create_context("Train")
+    [execution] = [e for e in query.get_all_exe_in_stage(context.name) if e.name == "Train-execution"]
+    writer.execution = execution
+    writer.log_dataset("data/raw.csv", "input")
+    writer.log_execution_metrics("metrics-1", {"auc": 0.3})
+    writer.finalize()
+    frame = query.get_all_artifacts_for_execution(execution.id)
+    assert {"Dataset", "Metrics"} <= set(frame["type"])
+    assert len(query.get_all_exe_in_stage(context.name)) == 1
+    with pytest.raises(cmf_orchestrate.InvalidArgumentError):
+        writer.execution = "nope"
