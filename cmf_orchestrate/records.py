@@ -7,6 +7,7 @@ rest of the code and the public read API speak in these small frozen dataclasses
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "ExecutionSnapshot",
     "ExecutionState",
     "Value",
+    "metrics_set_name",
 ]
 
 if sys.version_info >= (3, 11):
@@ -196,6 +198,19 @@ class ArtifactRecord:
             "custom_properties": dict(self.custom_properties),
             "create_time_since_epoch": self.create_time_ms,
         }
+
+
+#: What CMF appends to the name a metrics set was logged under: ``:<uuid>:<execution id>``.
+_METRICS_SUFFIX = re.compile(r":[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9]+$")
+
+
+def metrics_set_name(metrics_name: Any) -> str:
+    """The name execution metrics were logged under, from a ``metrics_name`` property.
+
+    CMF records ``<name>:<uuid>:<execution id>`` there; the name is what tells two
+    executions' metrics apart, so readers compare and show that.
+    """
+    return _METRICS_SUFFIX.sub("", str(metrics_name))
 
 
 @dataclass(frozen=True)

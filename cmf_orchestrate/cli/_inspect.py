@@ -19,7 +19,14 @@ from cmf_orchestrate.cli._lookup import (
     to_ms,
 )
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
-from cmf_orchestrate.records import ArtifactRecord, ContextRecord, EventType, ExecutionRecord, ExecutionState
+from cmf_orchestrate.records import (
+    ArtifactRecord,
+    ContextRecord,
+    EventType,
+    ExecutionRecord,
+    ExecutionState,
+    metrics_set_name,
+)
 
 if TYPE_CHECKING:
     from cmf_orchestrate.store import MetadataStore
@@ -91,7 +98,7 @@ def artifact_path(artifact: ArtifactRecord) -> str:
     """What to call an artifact in a table: its path, or a metrics set's name."""
     name = artifact.properties.get("metrics_name")
     if artifact.kind == "Metrics" and name and not artifact.path.endswith((".json", ".csv", ".yaml", ".txt")):
-        return str(name)
+        return metrics_set_name(name)
     return artifact.path
 
 

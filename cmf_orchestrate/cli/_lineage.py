@@ -15,7 +15,14 @@ import click
 from cmf_orchestrate.cli._app import cli, common, emit_json, emit_table, info, json_option, out_console, state
 from cmf_orchestrate.cli._lookup import find_artifact, find_execution, iso_ms
 from cmf_orchestrate.errors import ArtifactNotFoundError, InvalidArgumentError
-from cmf_orchestrate.records import ArtifactKind, ArtifactRecord, ContextRecord, EventType, ExecutionRecord
+from cmf_orchestrate.records import (
+    ArtifactKind,
+    ArtifactRecord,
+    ContextRecord,
+    EventType,
+    ExecutionRecord,
+    metrics_set_name,
+)
 from cmf_orchestrate.render import FORMATS, RenderEdge, RenderGraph, RenderNode, render, to_tree
 
 if TYPE_CHECKING:
@@ -282,7 +289,8 @@ def _own_history(store: MetadataStore, execution: ExecutionRecord) -> tuple[_Sta
 
 def _metric_values(artifact: ArtifactRecord) -> dict[str, Any]:
     """The values a Metrics artifact holds, keyed ``<metrics name or path>:<key>``."""
-    name = str(artifact.properties.get("metrics_name") or artifact.path)
+    given = artifact.properties.get("metrics_name")
+    name = metrics_set_name(given) if given else artifact.path
     return {f"{name}:{k}": v for k, v in sorted(artifact.custom_properties.items())}
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from cmf_orchestrate.records import metrics_set_name
 from cmf_orchestrate.render._model import RenderGraph, RenderNode
 
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
@@ -146,7 +147,7 @@ def _metrics_set(node: RenderNode) -> str | None:
     name = node.properties.get("metrics_name")
     md5 = str(node.properties.get("md5") or "")
     if node.subtype == "Metrics" and name and not _MD5.match(md5):
-        return str(name)
+        return metrics_set_name(name)
     return None
 
 

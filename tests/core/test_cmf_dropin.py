@@ -283,3 +283,20 @@ def test_a_script_sets_the_stage_and_execution_it_logs_into(project: Path) -> No
     assert len(query.get_all_exe_in_stage(context.name)) == 1
     with pytest.raises(cmf_orchestrate.InvalidArgumentError):
         writer.execution = "nope"
+
+
+def test_metrics_sets_are_shown_and_compared_by_the_name_they_were_logged_under(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from cmf_orchestrate.cli import cli
+    from cmf_orchestrate.records import metrics_set_name
+
+    assert metrics_set_name("scores:0c2a4e0e-ed20-11f1-8104-02fc00000001:12") == "scores"
+    assert metrics_set_name("scores") == "scores" and metrics_set_name("a:b") == "a:b"
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    writer.create_context("eval")
+    writer.create_execution("eval")
+    logged = writer.log_execution_metrics("scores", {"auc": 0.9})
+    writer.finalize()
+    shown = CliRunner().invoke(cli, ["artifacts", "--type", "Metrics"])
+    assert shown.exit_code == 0 and f"\tMetrics\tscores\t{logged.uri}\t" in shown.output
