@@ -44,7 +44,7 @@ _CUSTOM_PREFIX = "custom_properties_"
 def _pandas() -> Any:
     try:
         pandas = importlib.import_module("pandas")
-    except ImportError as exc:  # pragma: no cover - pandas is installed with the examples and dev extras
+    except ImportError as exc:
         raise ConfigError(
             "cmf_orchestrate.cmfquery needs pandas: pip install pandas "
             "(or use the typed cmf_orchestrate.query.MetadataQuery, which does not)"

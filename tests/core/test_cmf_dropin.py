@@ -300,3 +300,9 @@ def test_metrics_sets_are_shown_and_compared_by_the_name_they_were_logged_under(
     writer.finalize()
     shown = CliRunner().invoke(cli, ["artifacts", "--type", "Metrics"])
     assert shown.exit_code == 0 and f"\tMetrics\tscores\t{logged.uri}\t" in shown.output
+
+
+def test_cmfquery_without_pandas_says_what_to_install(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # an import of pandas now fails
+    with pytest.raises(cmf_orchestrate.ConfigError, match="pip install pandas"):
+        CmfQuery("mlmd")
