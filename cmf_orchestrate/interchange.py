@@ -5,7 +5,7 @@ dict with ``"stages"``, each stage with ``"executions"``, each execution with
 ``"events"``, each event with its ``"artifact"``. Node dicts carry the keys CMF writes
 (``id``, ``name``, ``type``, ``properties``, ``custom_properties``,
 ``create_time_since_epoch``, ``last_update_time_since_epoch``, ``uri`` for artifacts);
-an event's ``type`` is ML Metadata's enum number (3 INPUT, 4 OUTPUT). Executions also
+an event's ``type`` is ML Metadata's enum number (3 INPUT, 4 OUTPUT, 1 DECLARED_OUTPUT). Executions also
 carry ``last_known_state`` and events ``artifact_id``/``execution_id``/
 ``milliseconds_since_epoch``, which CMF's readers ignore.
 
@@ -45,6 +45,11 @@ EVENT_INPUT = 3
 EVENT_OUTPUT = 4
 _DECLARED_INPUT = 2
 _DECLARED_OUTPUT = 1
+_EVENT_CODES = {
+    EventType.INPUT: EVENT_INPUT,
+    EventType.OUTPUT: EVENT_OUTPUT,
+    EventType.DECLARED_OUTPUT: _DECLARED_OUTPUT,
+}
 
 Progress = Callable[[int, int], None]
 
@@ -157,7 +162,7 @@ def export_document(
                     continue
                 by_execution[event.execution_id].append(
                     {
-                        "type": EVENT_INPUT if event.type is EventType.INPUT else EVENT_OUTPUT,
+                        "type": _EVENT_CODES[event.type],
                         "artifact_id": event.artifact_id,
                         "execution_id": event.execution_id,
                         "milliseconds_since_epoch": event.time_ms,
@@ -183,9 +188,12 @@ def export_document(
 def _event_type(value: Any) -> EventType:
     if value in (EVENT_INPUT, _DECLARED_INPUT, "INPUT", "input"):
         return EventType.INPUT
-    if value in (EVENT_OUTPUT, _DECLARED_OUTPUT, "OUTPUT", "output"):
+    if value in (EVENT_OUTPUT, "OUTPUT", "output"):
         return EventType.OUTPUT
-    raise InvalidArgumentError(f"unknown event type {value!r} (expected 3/INPUT or 4/OUTPUT)")
+    # An output the attempt declared but did not write stays so: it names no producer.
+    if value in (_DECLARED_OUTPUT, "DECLARED_OUTPUT"):
+        return EventType.DECLARED_OUTPUT
+    raise InvalidArgumentError(f"unknown event type {value!r} (expected 3/INPUT, 4/OUTPUT or 1/DECLARED_OUTPUT)")
 
 
 def _kind(value: Any) -> ArtifactKind:

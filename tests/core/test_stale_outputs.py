@@ -160,3 +160,22 @@ def test_strict_outputs_setting_sources(project: Path) -> None:
     assert CmfSettings.from_env({}).strict_outputs is True
     assert CmfSettings.from_env({"CMF_STRICT_OUTPUTS": "off"}).strict_outputs is False
     assert "strict_outputs=True" in repr(CmfSettings(strict_outputs="yes"))  # type: ignore[arg-type]
+
+
+def test_an_unwritten_output_stays_unproduced_through_export_and_import(project: Path, tmp_path: Path) -> None:
+    from cmf_orchestrate.interchange import export_document, import_document
+    from cmf_orchestrate.store import open_store
+
+    Path("old.csv").write_text("from an earlier run\n")
+    _age(Path("old.csv"), 60)
+    with task_run(_info(outputs=[Dataset("old.csv")]), CmfSettings(store="mlmd")):
+        pass  # the task never writes its declared output
+    document = export_document(CmfQuery("mlmd").store)
+    events = [e for run in document["Pipeline"][0]["stages"][0]["executions"] for e in run["events"]]
+    assert 1 in {e["type"] for e in events}  # ML Metadata's DECLARED_OUTPUT
+    copy = tmp_path / "copy.sqlite"
+    import_document(open_store(CmfSettings(store=str(copy)).location), document)
+    query = CmfQuery(str(copy))
+    assert _producers(query, "old.csv") == set()
+    [execution] = query.get_all_exe_in_stage("pipe/step")
+    assert [a.path for a in query.get_artifacts_for_execution(execution.id)[EventType.DECLARED_OUTPUT]] == ["old.csv"]
