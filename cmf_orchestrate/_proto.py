@@ -12,25 +12,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cmf_orchestrate.records import ArtifactRecord, ContextRecord, ExecutionRecord, ExecutionState, Value
+from cmf_orchestrate.store._schema import ARTIFACT_STATE_LIVE, EXECUTION_STATE_CODES
 
 __all__ = ["ArtifactView", "ContextView", "ExecutionView", "PropertyMap", "PropertyValue", "state_code"]
-
-#: ML Metadata's ``Execution.State`` numbers.
-_STATE_CODES = {
-    ExecutionState.UNKNOWN: 0,
-    ExecutionState.NEW: 1,
-    ExecutionState.RUNNING: 2,
-    ExecutionState.COMPLETE: 3,
-    ExecutionState.FAILED: 4,
-    ExecutionState.CACHED: 5,
-    ExecutionState.CANCELED: 6,
-}
-_ARTIFACT_LIVE = 2
 
 
 def state_code(state: ExecutionState) -> int:
     """ML Metadata's number of an execution state."""
-    return _STATE_CODES.get(state, 0)
+    return EXECUTION_STATE_CODES.get(state, 0)
 
 
 class PropertyValue:
@@ -234,4 +223,4 @@ class ArtifactView(_View):
     @property
     def state(self) -> int:
         """ML Metadata's artifact state number (``LIVE`` is 2)."""
-        return _ARTIFACT_LIVE
+        return ARTIFACT_STATE_LIVE

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import zlib
 
 from sqlalchemy import Connection, select, text
@@ -90,8 +89,6 @@ def ensure_schema(db: Database) -> None:
         StoreError: The store has another schema version, or is not a database.
         StoreUnavailableError: The store cannot be reached.
     """
-    if db.backend == "sqlite":
-        _check_sqlite_read_only(db)
     if _check(db, db.transact("reading the schema version", lambda c: schema_version(db, c), write=False)):
         db.use_wal()
         return
@@ -179,24 +176,6 @@ def init_store(location: StoreLocation) -> None:
     if location.backend != "sqlite" and not _database_exists(db):
         _create_database(db)
     ensure_schema(db)
-
-
-def _check_sqlite_read_only(db: Database) -> None:
-    # Our connections switch an SQLite file to write-ahead logging, which rewrites its
-    # header: a store of another schema version is refused before any of them opens it.
-    path = db.location.path
-    if path is None or not path.is_file():
-        return
-    try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=db.location.timeout)
-        try:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'MLMDEnv'").fetchone()
-            row = conn.execute("SELECT schema_version FROM MLMDEnv").fetchone() if found else None
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return  # not a database, or unreadable: the regular opening says so
-    _check(db, row[0] if row else None)
 
 
 def _database_exists(db: Database) -> bool:

@@ -22,9 +22,12 @@ from sqlalchemy import (
     Text,
 )
 
+from cmf_orchestrate.records import ExecutionState
+
 __all__ = [
     "ARTIFACT",
     "ARTIFACT_PROPERTY",
+    "ARTIFACT_STATE_LIVE",
     "ASSOCIATION",
     "ATTRIBUTION",
     "CONTEXT",
@@ -33,6 +36,7 @@ __all__ = [
     "EVENT",
     "EXECUTION",
     "EXECUTION_PROPERTY",
+    "EXECUTION_STATE_CODES",
     "MLMD_ENV",
     "PARENT_CONTEXT",
     "SCHEMA_VERSION",
@@ -41,6 +45,19 @@ __all__ = [
     "TYPE_PROPERTY",
     "TypeKind",
 ]
+
+#: ``Execution.last_known_state`` as ML Metadata stores it (its ``Execution.State`` numbers).
+EXECUTION_STATE_CODES: dict[ExecutionState, int] = {
+    ExecutionState.UNKNOWN: 0,
+    ExecutionState.NEW: 1,
+    ExecutionState.RUNNING: 2,
+    ExecutionState.COMPLETE: 3,
+    ExecutionState.FAILED: 4,
+    ExecutionState.CACHED: 5,
+    ExecutionState.CANCELED: 6,
+}
+#: ``Artifact.state`` of a recorded artifact (ML Metadata's ``Artifact.LIVE``).
+ARTIFACT_STATE_LIVE = 2
 
 #: ``MLMDEnv.schema_version`` of ml-metadata 1.15 to 1.21.
 SCHEMA_VERSION = 10

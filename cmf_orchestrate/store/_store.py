@@ -98,19 +98,10 @@ _CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
 }
 
 # ML Metadata's enum values as stored.
-_STATE_CODES = {
-    ExecutionState.UNKNOWN: 0,
-    ExecutionState.NEW: 1,
-    ExecutionState.RUNNING: 2,
-    ExecutionState.COMPLETE: 3,
-    ExecutionState.FAILED: 4,
-    ExecutionState.CACHED: 5,
-    ExecutionState.CANCELED: 6,
-}
+_STATE_CODES = s.EXECUTION_STATE_CODES
 _CODE_STATES = {v: k for k, v in _STATE_CODES.items()}
 _EVENT_CODES = {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4}
 _CODE_EVENTS = {1: EventType.DECLARED_OUTPUT, 2: EventType.INPUT, 3: EventType.INPUT, 4: EventType.OUTPUT}
-_ARTIFACT_LIVE = 2
 
 _PAGE = 1000
 _CHUNK = 500
@@ -889,7 +880,7 @@ class MetadataStore:
                             "type_id": type_id,
                             "name": name,
                             "uri": by_key[(type_id, name)].uri,
-                            "state": _ARTIFACT_LIVE,
+                            "state": s.ARTIFACT_STATE_LIVE,
                             "create_time_since_epoch": (by_key[(type_id, name)].times_ms or (now, now))[0],
                             "last_update_time_since_epoch": (by_key[(type_id, name)].times_ms or (now, now))[1],
                         }
