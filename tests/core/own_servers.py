@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from servers import IN_CI
+from typing_extensions import Self
 
 
 def _unavailable(message: str) -> None:
@@ -68,6 +69,16 @@ class _OwnServer:
     """A temporary folder owned by the server's system user, and a way to run commands as it."""
 
     system_user = ""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the server and remove its folder."""
+        raise NotImplementedError
 
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix=f"cmf-{self.system_user}-"))

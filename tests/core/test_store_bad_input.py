@@ -29,11 +29,8 @@ CLI = Path(sys.executable).with_name("cmf-orchestrate")
 
 @pytest.fixture(scope="module")
 def pg_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(PASSWORD)
-    try:
+    with PostgresCluster(PASSWORD) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

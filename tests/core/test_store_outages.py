@@ -29,20 +29,14 @@ CLI = Path(sys.executable).with_name("cmf-orchestrate")
 
 @pytest.fixture
 def pg_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(PASSWORD)
-    try:
+    with PostgresCluster(PASSWORD) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 def mariadb_server() -> Iterator[MariaDBServer]:
-    server = MariaDBServer(PASSWORD)
-    try:
+    with MariaDBServer(PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _record(settings: CmfSettings, stage: str) -> int:

@@ -93,20 +93,14 @@ _SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def pg_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(PASSWORD)
-    try:
+    with PostgresCluster(PASSWORD) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
 def mariadb_server() -> Iterator[MariaDBServer]:
-    server = MariaDBServer(PASSWORD)
-    try:
+    with MariaDBServer(PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["pg_cluster", "mariadb_server"])
