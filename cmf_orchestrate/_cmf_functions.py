@@ -129,7 +129,7 @@ def artifact_pull(pipeline_name: str, file_name: str = "./mlmd", artifact_name: 
         return _run("artifact", "pull", "--pipeline", pipeline_name, *_store(file_name))
     from cmf_orchestrate.query import MetadataQuery
     from cmf_orchestrate.settings import CmfSettings
-    from cmf_orchestrate.versioning import checkout, fetch
+    from cmf_orchestrate.transfer import checkout, fetch
 
     settings = CmfSettings.from_env().replace(store=os.fspath(file_name))
     artifact = MetadataQuery(settings=settings).resolve_artifact(artifact_name)

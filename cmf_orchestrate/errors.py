@@ -18,6 +18,7 @@ __all__ = [
     "InvalidArgumentError",
     "NoActiveRunError",
     "PathOutsideProjectError",
+    "RemoteError",
     "StoreError",
     "StoreUnavailableError",
     "TemplateError",
@@ -62,6 +63,10 @@ class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
 
 class PathOutsideProjectError(ArtifactError):
     """An artifact path lies outside the project root."""
+
+
+class RemoteError(ArtifactError):
+    """A DVC remote could not be reached, or refused or lost content being moved."""
 
 
 class TemplateError(CmfError, KeyError):

@@ -24,6 +24,7 @@ from typing import Any
 
 import pendulum
 
+from cmf_orchestrate import _travel
 from cmf_orchestrate._environment import environment_file
 from cmf_orchestrate._git import GitInfo, git_info
 from cmf_orchestrate._logged import LoggedArtifact
@@ -355,6 +356,7 @@ class TaskRun:
             )
             drafts = [(self._draft(s, h, e), e) for s, h, e in zip(specs, hashes, events, strict=True)]
             drafts.extend(self._pending_step_metrics())
+            _travel.push_outputs(self.settings, self.versioner.root, self._to_push(drafts), self.stage.name)
         except CmfError as exc:
             self.fail(exc)
             raise
@@ -362,6 +364,15 @@ class TaskRun:
         self._write(drafts, state, self._end_facts(), end)
         self._close()
         return self.execution
+
+    def _to_push(self, drafts: Sequence[tuple[ArtifactDraft, EventType]]) -> list[str]:
+        """The content ids an attempt leaves behind: its outputs, logged ones included, and its environment."""
+        with self._lock:
+            pending = [(draft, event) for draft, event, _ in self._pending]
+        written = [*self.outputs, *self.declared_outputs]
+        environment = [r.uri for r in self.inputs if r.kind == ArtifactKind.ENVIRONMENT]
+        drafted = [d.uri for d, e in [*pending, *drafts] if e is not EventType.INPUT]
+        return [*environment, *(r.uri for r in written), *drafted]
 
     def _output_events(self, hashes: Sequence[ContentHash]) -> list[EventType]:
         """OUTPUT for each output written during this attempt, DECLARED_OUTPUT for one left from before.
@@ -462,6 +473,10 @@ class TaskRun:
         direction = _event(event)
         self._ensure_open(what)
         check_reserved(spec.custom_properties, f"{what} custom_properties")
+        if direction is EventType.INPUT:
+            _travel.ensure_inputs(
+                self.settings, self.store, self.versioner, [spec.path], **_run_scope(self.info, self.pipeline.name)
+            )
         content = self._hash_one(spec.path)
         if direction is EventType.OUTPUT:
             try:
@@ -698,6 +713,12 @@ def _reconcile_previous(store: MetadataStore, stage: ContextRecord, info: RunInf
         mark_abandoned(store, execution, "a later attempt of the same task run started")
 
 
+def _run_scope(info: RunInfo, pipeline: str) -> dict[str, Any]:
+    """Where an input's recorded version is looked for first: this pipeline run, then this pipeline."""
+    run_id = info.facts.get("pipeline_run_id")
+    return {"run_id": str(run_id) if run_id else None, "pipeline": pipeline}
+
+
 def _opening_properties(info: RunInfo) -> dict[str, Any]:
     """Custom properties of a new execution: the user's parameters and the reserved facts."""
     custom: dict[str, Any] = {k: json_safe(v) for k, v in info.parameters.items()}
@@ -778,6 +799,9 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | 
     failure: CmfError | None = None
     deferred = False
     try:
+        _travel.ensure_inputs(
+            settings, store, versioner, [s.path for s in info.inputs], **_run_scope(info, pipeline.name)
+        )
         for spec, content in zip(info.inputs, drafts.hash_all(info.inputs, "input(s)"), strict=True):
             draft = drafts.draft(spec, content, EventType.INPUT, None)
             if draft is None:

@@ -22,13 +22,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from cmf_orchestrate._storeurl import StoreLocation, parse_store_url
+from cmf_orchestrate._storeurl import StoreLocation, mask_credentials, parse_store_url
 from cmf_orchestrate.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "CmfSettings"]
+__all__ = ["CONFIG_FILE", "INPUT_MODES", "CmfSettings"]
 
 #: Project configuration file, read from the project root (written by ``cmf-orchestrate init``).
 CONFIG_FILE = "cmf-orchestrate.toml"
+
+#: Values of the ``inputs`` setting.
+INPUT_MODES = ("recorded", "local")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -62,6 +65,15 @@ class CmfSettings:
         strict_outputs: Fail an attempt whose declared output was not written during it
             (its mtime is before the attempt started). Off: such an output is recorded
             as ``DECLARED_OUTPUT``, never as produced, with a warning.
+        remote: DVC remote URL shared by every worker: a path, ``s3://bucket/prefix`` or
+            any scheme DVC supports through its plugins (``dvc-s3``, ...). With a remote,
+            completing an attempt pushes its outputs there, and an input missing from the
+            project root is fetched from there by its recorded md5.
+        inputs: ``recorded`` (default): with a remote, a declared input whose local bytes
+            differ from its latest recorded version is replaced by that version (the
+            project root is a cache). ``local``: local files are used as they are.
+        reuse: Reuse an earlier COMPLETE execution with the same inputs, parameters,
+            code and environment instead of running a task again (every task).
     """
 
     store: str = "mlmd"
@@ -72,12 +84,21 @@ class CmfSettings:
     neo4j_password: str | None = field(default=None, repr=False)
     pipeline: str | None = None
     strict_outputs: bool = False
+    remote: str | None = None
+    inputs: str = "recorded"
+    reuse: bool = False
 
     def __post_init__(self) -> None:
         root = Path(self.project_root).expanduser().resolve()
         object.__setattr__(self, "project_root", root)
         object.__setattr__(self, "graph", _as_bool("graph", self.graph))
         object.__setattr__(self, "strict_outputs", _as_bool("strict_outputs", self.strict_outputs))
+        object.__setattr__(self, "reuse", _as_bool("reuse", self.reuse))
+        object.__setattr__(self, "remote", _remote(self.remote))
+        inputs = str(self.inputs).strip().lower()
+        if inputs not in INPUT_MODES:
+            raise ConfigError(f"inputs: expected one of {', '.join(INPUT_MODES)}, got {self.inputs!r}")
+        object.__setattr__(self, "inputs", inputs)
         # Validate now so that a malformed URL fails where it was configured.
         self.location  # noqa: B018
 
@@ -102,7 +123,9 @@ class CmfSettings:
         return (
             f"CmfSettings(store={self.location.redacted!r}, project_root={str(self.project_root)!r}, "
             f"graph={self.graph!r}, neo4j_uri={self.neo4j_uri!r}, neo4j_user={self.neo4j_user!r}"
-            f"{password}, pipeline={self.pipeline!r}, strict_outputs={self.strict_outputs!r})"
+            f"{password}, pipeline={self.pipeline!r}, strict_outputs={self.strict_outputs!r}, "
+            f"remote={mask_credentials(self.remote) if self.remote else None!r}, inputs={self.inputs!r}, "
+            f"reuse={self.reuse!r})"
         )
 
     @classmethod
@@ -114,7 +137,8 @@ class CmfSettings:
         """Settings from the project config file, then the environment, then ``overrides``.
 
         Environment variables: ``CMF_STORE``, ``CMF_PROJECT_ROOT``, ``CMF_GRAPH``,
-        ``CMF_PIPELINE``, ``CMF_STRICT_OUTPUTS`` and the seed's ``NEO4J_URI``, ``NEO4J_USER_NAME``, ``NEO4J_PASSWD``.
+        ``CMF_PIPELINE``, ``CMF_STRICT_OUTPUTS``, ``CMF_REMOTE``, ``CMF_INPUTS``, ``CMF_REUSE``
+        and the seed's ``NEO4J_URI``, ``NEO4J_USER_NAME``, ``NEO4J_PASSWD``.
         A keyword set to ``None`` is ignored. ``graph`` defaults to on when a Neo4j URI is
         configured and ``CMF_GRAPH`` says nothing.
 
@@ -131,6 +155,9 @@ class CmfSettings:
             "CMF_GRAPH": "graph",
             "CMF_PIPELINE": "pipeline",
             "CMF_STRICT_OUTPUTS": "strict_outputs",
+            "CMF_REMOTE": "remote",
+            "CMF_INPUTS": "inputs",
+            "CMF_REUSE": "reuse",
             "NEO4J_URI": "neo4j_uri",
             "NEO4J_USER_NAME": "neo4j_user",
             "NEO4J_PASSWD": "neo4j_password",
@@ -175,6 +202,24 @@ def read_project_config(root: Path) -> dict[str, Any]:
         values["neo4j_user"] = str(graph["user"])
     if "pipeline" in data:
         values["pipeline"] = str(data["pipeline"])
-    if "strict_outputs" in data:
-        values["strict_outputs"] = data["strict_outputs"]
+    for key in ("strict_outputs", "inputs", "reuse"):
+        if key in data:
+            values[key] = data[key]
+    remote = data.get("remote", {})
+    if isinstance(remote, str):
+        values["remote"] = remote
+    elif "url" in remote:
+        values["remote"] = str(remote["url"])
     return values
+
+
+def _remote(value: Any) -> str | None:
+    """A remote URL as given, or None; a relative local path stays relative to where it is used."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if "\n" in text or "\x00" in text:
+        raise ConfigError(f"remote: not a URL or path: {mask_credentials(text)!r}")
+    return text

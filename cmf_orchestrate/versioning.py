@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -49,13 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ContentHash",
-    "TransferReport",
     "Versioner",
-    "checkout",
     "default_remote",
-    "fetch",
     "find_git_dir",
-    "push",
     "set_remote",
     "versioner_for",
 ]
@@ -740,6 +736,35 @@ class Versioner:
         finally:
             os.close(out)
 
+    def adopt(self, rel: str, md5: str, files: Sequence[tuple[str, Path, str]]) -> ContentHash:
+        """Record content just materialised from the cache as ``rel``, without reading it again.
+
+        Args:
+            rel: Project-relative path of the file or directory.
+            md5: Its md5 (``<md5>.dir`` for a directory).
+            files: ``(key, path, md5)`` of every file written (the key is ``rel``/name...).
+
+        Raises:
+            ArtifactError: A written file cannot be read back, or its ``.dvc`` file written.
+        """
+        rows: list[tuple[str, int, int, int, str]] = []
+        size = 0
+        newest = 0
+        try:
+            for key, path, oid in files:
+                st = os.stat(path)
+                rows.append((key, st.st_ino, st.st_mtime_ns, st.st_size, oid))
+                size += st.st_size
+                newest = max(newest, st.st_mtime_ns)
+            if md5.endswith(".dir"):
+                newest = max(newest, os.stat(self.root / rel).st_mtime_ns)
+        except OSError as exc:
+            raise ArtifactError(f"cannot record {rel!r}: {exc}") from exc
+        self._stat_cache.save(rows)
+        content = ContentHash(rel, md5, size, len(files) if md5.endswith(".dir") else None, newest)
+        self._write_dvc_file(content)
+        return content
+
     # -- .dvc files ----------------------------------------------------------------------------
 
     def _write_dvc_file(self, content: ContentHash) -> None:
@@ -904,15 +929,6 @@ def versioner_for(root: Path) -> Versioner:
 # -- remotes: moving cached content -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TransferReport:
-    """What a push or fetch moved."""
-
-    transferred: int
-    skipped: int
-    failed: tuple[str, ...]
-
-
 def set_remote(root: Path, url: str, name: str = "storage", default: bool = True) -> None:
     """Add or update a DVC remote through DVC's config API (idempotent).
 
@@ -985,115 +1001,3 @@ def _read_remote_url(dvc_dir: Path) -> str | None:
         return None
     url = config["remote"].get(name, {}).get("url")
     return str(url) if url else None
-
-
-def _move(
-    root: Path,
-    hashes: Sequence[str],
-    remote: str | None,
-    upload: bool,
-    progress: Callable[[int, int], None] | None,
-) -> TransferReport:
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc_data.hashfile.hash_info import HashInfo
-
-    versioner = versioner_for(root)
-    versioner.ensure_repo()
-    wanted = list(dict.fromkeys(h for h in hashes if h))
-    transferred = skipped = 0
-    failed: list[str] = []
-    try:
-        repo = Repo(os.fspath(versioner.root))
-    except DvcException as exc:
-        raise ArtifactError(f"cannot open the DVC repository at {str(versioner.root)!r}: {exc}") from exc
-    with repo:
-        try:
-            remote_odb = repo.cloud.get_remote_odb(remote, "push" if upload else "fetch")
-        except DvcException as exc:
-            raise ConfigError(f"DVC remote {remote or '(default)'}: {exc}") from exc
-        cache = versioner._cache()
-        src, dest = (cache, remote_odb) if upload else (remote_odb, cache)
-        for index, md5 in enumerate(wanted, 1):
-            try:
-                result = repo.cloud.transfer(src, dest, {HashInfo("md5", md5)}, shallow=False)
-                if result.failed:
-                    failed.append(md5)
-                elif result.transferred:
-                    transferred += 1
-                else:
-                    skipped += 1
-            except (DvcException, OSError, FileNotFoundError):
-                failed.append(md5)
-            if progress is not None:
-                progress(index, len(wanted))
-    return TransferReport(transferred, skipped, tuple(failed))
-
-
-def push(
-    root: Path, hashes: Sequence[str], *, remote: str | None = None, progress: Callable[[int, int], None] | None = None
-) -> TransferReport:
-    """Upload cached content (files, and directories with their files) to a DVC remote.
-
-    Raises:
-        ConfigError: No usable remote.
-        ArtifactError: The DVC repository cannot be opened.
-    """
-    return _move(root, hashes, remote, True, progress)
-
-
-def fetch(
-    root: Path, hashes: Sequence[str], *, remote: str | None = None, progress: Callable[[int, int], None] | None = None
-) -> TransferReport:
-    """Download content from a DVC remote into the local cache.
-
-    Raises:
-        ConfigError: No usable remote.
-        ArtifactError: The DVC repository cannot be opened.
-    """
-    return _move(root, hashes, remote, False, progress)
-
-
-def checkout(root: Path, path: str, md5: str) -> ContentHash:
-    """Materialise ``path`` as content ``md5`` from the cache and write its ``.dvc`` file.
-
-    Raises:
-        ArtifactNotFoundError: The content is not in the local cache.
-        PathOutsideProjectError: The path lies outside the project root.
-    """
-    import shutil
-
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.tree import Tree
-
-    versioner = versioner_for(root)
-    rel = versioner.relpath(path)
-    cache = versioner._cache()
-    target = versioner.root / rel
-
-    def copy(oid: str, dest: Path) -> None:
-        source = Path(cache.oid_to_path(oid))
-        if not source.exists():
-            raise ArtifactNotFoundError(f"content {oid} of {rel!r} is not in the DVC cache; fetch it first")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-
-    with versioner._lock:
-        if md5.endswith(".dir"):
-            try:
-                tree = Tree.load(cache, HashInfo("md5", md5))
-            except FileNotFoundError:
-                raise ArtifactNotFoundError(
-                    f"directory {md5} of {rel!r} is not in the DVC cache; fetch it first"
-                ) from None
-            if target.is_file():
-                target.unlink()
-            for key, _, hash_info in tree:
-                copy(str(hash_info.value), target.joinpath(*key))
-        else:
-            if target.is_dir():
-                shutil.rmtree(target)
-            copy(md5, target)
-    return versioner.commit(rel)

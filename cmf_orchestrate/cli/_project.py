@@ -35,6 +35,7 @@ else:  # Python 3.10
 
 if TYPE_CHECKING:
     from cmf_orchestrate.store import MetadataStore
+    from cmf_orchestrate.transfer import TransferReport
 
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -112,6 +113,7 @@ def _update_config(
     neo4j_uri: str | None,
     neo4j_user: str | None,
     pipeline: str | None,
+    remote: str | None = None,
 ) -> str:
     """Create or update the project file; return ``created``, ``written`` or ``unchanged``.
 
@@ -132,6 +134,18 @@ def _update_config(
         config.setdefault("store", {})["url"] = store_url
     elif "url" not in config.get("store", {}):
         config.setdefault("store", {})["url"] = "mlmd"
+    _set_graph(config, graph, neo4j_uri, neo4j_user)
+    if pipeline:
+        config["pipeline"] = pipeline
+    if remote:
+        config.setdefault("remote", {})["url"] = remote
+    if config == existing:
+        return "unchanged"
+    _write_config(path, config)
+    return "written" if existing else "created"
+
+
+def _set_graph(config: dict[str, Any], graph: bool | None, neo4j_uri: str | None, neo4j_user: str | None) -> None:
     # Like the settings themselves: naming a Neo4j server turns the graph on unless --no-graph says otherwise.
     if graph is None and neo4j_uri:
         graph = True
@@ -143,12 +157,6 @@ def _update_config(
             graph_table["uri"] = neo4j_uri
         if neo4j_user:
             graph_table["user"] = neo4j_user
-    if pipeline:
-        config["pipeline"] = pipeline
-    if config == existing:
-        return "unchanged"
-    _write_config(path, config)
-    return "written" if existing else "created"
 
 
 @cli.command("init")
@@ -208,7 +216,14 @@ def init_cmd(
 
     path = root / CONFIG_FILE
     done["config"] = _update_config(
-        path, root, st.store_arg, graph=graph, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, pipeline=pipeline
+        path,
+        root,
+        st.store_arg,
+        graph=graph,
+        neo4j_uri=neo4j_uri,
+        neo4j_user=neo4j_user,
+        pipeline=pipeline,
+        remote=done["remote"]["url"] if "remote" in done else None,
     )
     done["config_file"] = str(path)
 
@@ -323,48 +338,76 @@ def _paths_of(artifacts: Iterable[ArtifactRecord], md5s: Iterable[str]) -> list[
 
 @cli.group("artifact")
 def artifact_group() -> None:
-    """Move a pipeline's versioned artifacts to or from the DVC remote."""
+    """Move recorded artifacts to or from the DVC remote."""
+
+
+def _remote_arg(remote: str | None) -> str | None:
+    """The remote to use: the option, else the ``remote`` setting, else the project's DVC default."""
+    return remote or state().settings().remote
 
 
 @artifact_group.command("push")
 @click.option("--pipeline", "-p", help="Only this pipeline's artifacts (default: all).")
-@click.option("--remote", "-r", help="DVC remote name (default: the project's default remote).")
+@click.option("--remote", "-r", help="DVC remote name or URL (default: the remote setting, else DVC's default).")
 @common
 @json_option
 def push_cmd(pipeline: str | None, remote: str | None) -> None:
-    """Upload every recorded version of the artifacts to the DVC remote."""
-    from cmf_orchestrate import versioning
+    """Upload every recorded version of the artifacts to the DVC remote.
 
-    st = state()
-    store = st.store()
-    artifacts = _pipeline_artifacts(store, pipeline)
-    hashes = list(dict.fromkeys(a.uri for a in artifacts))
-    with progress("pushing") as report:
-        result = versioning.push(st.settings().project_root, hashes, remote=remote, progress=report)
-    _transfer_summary("pushed", len(hashes), result, artifacts)
-
-
-@artifact_group.command("pull")
-@click.option("--pipeline", "-p", help="Only this pipeline's artifacts (default: all).")
-@click.option("--remote", "-r", help="DVC remote name (default: the project's default remote).")
-@click.option("--force", is_flag=True, help="Overwrite work-tree files whose content differs from the recorded one.")
-@common
-@json_option
-def pull_cmd(pipeline: str | None, remote: str | None, force: bool) -> None:
-    """Download the artifacts from the DVC remote and restore the newest version of each path."""
-    from cmf_orchestrate import versioning
+    Objects neither in the local DVC cache nor on the remote are reported missing (exit 1).
+    """
+    from cmf_orchestrate import transfer
 
     st = state()
     store = st.store()
     root = st.settings().project_root
     artifacts = _pipeline_artifacts(store, pipeline)
     hashes = list(dict.fromkeys(a.uri for a in artifacts))
+    target = transfer.open_remote(root, _remote_arg(remote))
+    with progress("pushing") as report:
+        result = transfer.push(root, hashes, target, progress=report)
+    _transfer_summary("pushed", target.url, len(hashes), result, artifacts)
+
+
+@artifact_group.command("pull")
+@click.argument("paths", nargs=-1)
+@click.option("--artifact", "-a", "artifact_refs", multiple=True, help="An artifact (id, name, md5); repeatable.")
+@click.option(
+    "--execution", "-e", "execution_refs", multiple=True, help="An execution's inputs and outputs; repeatable."
+)
+@click.option("--pipeline", "-p", help="This pipeline's artifacts.")
+@click.option("--remote", "-r", help="DVC remote name or URL (default: the remote setting, else DVC's default).")
+@click.option("--force", is_flag=True, help="Overwrite work-tree files whose content differs from the recorded one.")
+@common
+@json_option
+def pull_cmd(
+    paths: tuple[str, ...],
+    artifact_refs: tuple[str, ...],
+    execution_refs: tuple[str, ...],
+    pipeline: str | None,
+    remote: str | None,
+    force: bool,
+) -> None:
+    """Download artifacts from the DVC remote and restore them in the project.
+
+    PATHS are recorded paths (their newest version). With no selection, every artifact of
+    every pipeline. An object the remote does not hold fails the command, naming it.
+    """
+    from cmf_orchestrate import transfer, versioning
+
+    st = state()
+    store = st.store()
+    root = st.settings().project_root
+    artifacts = _selected(store, paths, artifact_refs, execution_refs, pipeline)
+    hashes = list(dict.fromkeys(a.uri for a in artifacts))
+    source = transfer.open_remote(root, _remote_arg(remote))
     with progress("fetching") as report:
-        result = versioning.fetch(root, hashes, remote=remote, progress=report)
+        result = transfer.fetch(root, hashes, source, progress=report)
+    # One version per path: the one selected explicitly, else the newest.
     latest: dict[str, ArtifactRecord] = {}
-    for artifact in artifacts:  # newest first: the first seen per path wins
+    for artifact in artifacts:
         latest.setdefault(artifact.path, artifact)
-    failed = set(result.failed)
+    absent = set(result.failed) | set(result.missing)
     restored: list[str] = []
     kept: list[str] = []
     conflicts: list[str] = []
@@ -372,58 +415,105 @@ def pull_cmd(pipeline: str | None, remote: str | None, force: bool) -> None:
     with progress("restoring") as report:
         for index, (path, artifact) in enumerate(sorted(latest.items()), 1):
             report(index, len(latest))
-            if artifact.uri in failed:
+            if artifact.uri in absent:
                 continue
-            target = root / path
-            if target.exists():
-                current = versioner.hash(path).md5
-                if current == artifact.uri:
+            if (root / path).exists():
+                if versioner.hash(path).md5 == artifact.uri:
                     kept.append(path)
                     continue
                 if not force:
                     conflicts.append(path)
                     continue
-            versioning.checkout(root, path, artifact.uri)
+            transfer.checkout(root, path, artifact.uri)
             restored.append(path)
-    _transfer_summary("fetched", len(hashes), result, artifacts, restored=restored, kept=kept, conflicts=conflicts)
+    _transfer_summary(
+        "fetched", source.url, len(hashes), result, artifacts, restored=restored, kept=kept, conflicts=conflicts
+    )
+
+
+def _selected(
+    store: MetadataStore,
+    paths: Iterable[str],
+    artifact_refs: Iterable[str],
+    execution_refs: Iterable[str],
+    pipeline: str | None,
+) -> list[ArtifactRecord]:
+    """The versioned artifacts a pull selects, newest first within each way of selecting."""
+    from cmf_orchestrate.cli._lookup import find_artifact, find_execution
+
+    chosen: list[ArtifactRecord] = []
+    for ref in artifact_refs:
+        chosen.append(find_artifact(store, ref))
+    for path in paths:
+        rel = path[2:] if path.startswith("./") else path
+        versions = [a for a in store.artifacts(name_prefix=rel + ":") if a.path == rel]
+        if not versions:
+            raise ArtifactNotFoundError(f"no recorded artifact at path {rel!r}")
+        chosen.append(max(versions, key=lambda a: (a.create_time_ms, a.id)))
+    for ref in execution_refs:
+        snapshot = store.snapshot(find_execution(store, ref).id)
+        chosen += [*snapshot.outputs, *snapshot.inputs]
+    if pipeline is not None or not chosen:
+        chosen += _pipeline_artifacts(store, pipeline)
+    return [a for a in chosen if _MD5.match(a.uri)]
 
 
 def _transfer_summary(
     verb: str,
+    where: str,
     wanted: int,
-    result: Any,
+    result: TransferReport,
     artifacts: list[ArtifactRecord],
     *,
     restored: list[str] | None = None,
     kept: list[str] | None = None,
     conflicts: list[str] | None = None,
 ) -> None:
-    failed_paths = _paths_of(artifacts, result.failed)
     data: dict[str, Any] = {
+        "remote": where,
         "objects": wanted,
-        "transferred": result.transferred,
-        "skipped": result.skipped,
+        "transferred": len(result.transferred),
+        "already_there": len(result.present),
+        "missing": list(result.missing),
+        "missing_paths": _paths_of(artifacts, result.missing),
         "failed": list(result.failed),
-        "failed_paths": failed_paths,
+        "failed_paths": _paths_of(artifacts, result.failed),
     }
     if restored is not None:
         data.update({"restored": restored, "unchanged": kept or [], "conflicts": conflicts or []})
     if state().json_mode:
         emit_json(data)
     else:
-        line = f"{verb} {result.transferred} of {wanted} objects ({result.skipped} already there)"
+        line = f"{verb} {len(result.transferred)} of {wanted} objects ({len(result.present)} already there"
+        if result.missing:
+            line += f", {len(result.missing)} missing"
+        line += ")"
         if restored is not None:
             line += f"; restored {len(restored)} files, {len(kept or [])} already up to date"
         click.echo(line)
     problems = []
+    if result.missing:
+        where_from = "the local DVC cache or the remote" if verb == "pushed" else "the remote"
+        problems.append(
+            f"{len(result.missing)} objects are in neither {where_from}: {_named(artifacts, result.missing)}"
+        )
     if result.failed:
-        which = ", ".join(failed_paths) or ", ".join(result.failed)
-        problems.append(f"{len(result.failed)} objects could not be {verb}: {which}")
+        problems.append(
+            f"{len(result.failed)} objects could not be {verb}: {_named(artifacts, result.failed)} ({result.reason})"
+        )
     if conflicts:
         which = ", ".join(conflicts)
         problems.append(f"{len(conflicts)} files differ from the recorded version (use --force): {which}")
     if problems:
         raise CliError("; ".join(problems))
+
+
+def _named(artifacts: list[ArtifactRecord], md5s: Iterable[str]) -> str:
+    """``path (md5)`` for each object."""
+    by_uri: dict[str, str] = {}
+    for artifact in artifacts:
+        by_uri.setdefault(artifact.uri, artifact.path)
+    return ", ".join(f"{by_uri[m]} ({m})" if m in by_uri else m for m in md5s)
 
 
 # --------------------------------------------------------------------------- reconcile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from cli_testlib import Recorded, checkpoint
 
 from cmf_orchestrate import CmfQuery, CmfSettings, ExecutionState
+from cmf_orchestrate.versioning import Versioner
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +44,7 @@ def test_init_is_idempotent_and_keeps_an_existing_repository(run_cli: Any, tmp_p
     assert config["core"]["remote"] == "storage"
     assert config["remote"]["storage"]["url"] == str(tmp_path / "remote")
     settings = tomllib.loads((root / "cmf-orchestrate.toml").read_text())
-    assert settings == {"store": {"url": "mlmd"}}
+    assert settings == {"store": {"url": "mlmd"}, "remote": {"url": str(tmp_path / "remote")}}
 
     second = run_cli(root, "init", "--json")
     assert json.loads(second.output)["dvc"] == "kept" and json.loads(second.output)["config"] == "unchanged"
@@ -58,9 +60,11 @@ def test_init_is_idempotent_and_keeps_an_existing_repository(run_cli: Any, tmp_p
     assert tomllib.loads((root / "cmf-orchestrate.toml").read_text()) == {
         "store": {"url": "meta/mlmd"},
         "graph": {"enabled": True, "uri": "bolt://graph:7687", "user": "neo"},
+        "remote": {"url": str(tmp_path / "remote")},
     }
     loaded = CmfSettings.from_env(environ={}, project_root=root)
     assert loaded.location.path == root / "meta" / "mlmd" and loaded.graph and loaded.neo4j_user == "neo"
+    assert loaded.remote == str(tmp_path / "remote")
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -81,7 +85,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_identical_bytes(
     report = json.loads(pushed.output)
     assert report["transferred"] == report["objects"] > 0 and report["failed"] == []
     again = json.loads(run_cli(root, "artifact", "push", "--json").output)
-    assert again["transferred"] == 0 and again["skipped"] == report["objects"]
+    assert again["transferred"] == 0 and again["already_there"] == report["objects"] and again["missing"] == []
 
     # What a user commits: .dvc files, DVC config, project file and the metadata store (not the data).
     dvc_files = [str(p.relative_to(root)) for p in root.rglob("*.dvc") if p.is_file()]
@@ -116,6 +120,69 @@ def test_push_then_pull_into_a_fresh_clone_restores_identical_bytes(
     forced = run_cli(clone, "artifact", "pull", "--force")
     assert forced.exit_code == 0, forced.output
     assert (clone / "data" / "raw.csv").read_bytes() == (root / "data" / "raw.csv").read_bytes()
+
+
+def test_push_reports_objects_absent_from_the_cache_as_missing(
+    recorded: Recorded, copy_of: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    root = copy_of(recorded)
+    assert run_cli(root, "init", "--remote", str(tmp_path / "remote")).exit_code == 0
+    # The first model version was made on another worker: its bytes are not in this cache.
+    (root / ".dvc" / "cache" / "files" / "md5" / recorded.md5_v1[:2] / recorded.md5_v1[2:]).unlink()
+    result = run_cli(root, "artifact", "push", "--json")
+    assert result.exit_code == 1
+    report, _ = json.JSONDecoder().raw_decode(result.output)
+    assert report["missing"] == [recorded.md5_v1] and report["missing_paths"] == ["models/model.pkl"]
+    assert report["already_there"] == 0 and report["transferred"] == report["objects"] - 1
+    text = run_cli(root, "artifact", "push")
+    assert text.exit_code == 1 and "1 missing" in text.output
+    assert f"models/model.pkl ({recorded.md5_v1})" in text.output and "already there" in text.output
+
+
+def test_pull_by_path_artifact_or_execution_and_absent_objects_are_named(
+    recorded: Recorded, copy_of: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    root = copy_of(recorded, "origin")
+    remote = tmp_path / "remote"
+    assert run_cli(root, "init", "--remote", str(remote)).exit_code == 0
+    assert run_cli(root, "artifact", "push").exit_code == 0
+
+    def fresh(name: str) -> Path:
+        clone = copy_of(recorded, name)
+        shutil.rmtree(clone / ".dvc" / "cache")
+        for path in ["data/raw.csv", "features/train.csv", "models/model.pkl"]:
+            (clone / path).unlink()
+        return clone
+
+    by_path = fresh("by-path")
+    result = run_cli(by_path, "artifact", "pull", "models/model.pkl", "-r", str(remote), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["restored"] == ["models/model.pkl"]
+    assert (by_path / "models/model.pkl").read_bytes() == (root / "models/model.pkl").read_bytes()
+    assert not (by_path / "data/raw.csv").exists()
+
+    by_artifact = fresh("by-artifact")
+    result = run_cli(by_artifact, "artifact", "pull", "--artifact", recorded.md5_v1, "-r", str(remote), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["restored"] == ["models/model.pkl"]
+    assert CmfQuery(settings=CmfSettings(project_root=by_artifact)).store.artifacts_by_uri(recorded.md5_v1)
+    assert Versioner(by_artifact).hash("models/model.pkl").md5 == recorded.md5_v1
+
+    by_execution = fresh("by-execution")
+    [train] = [
+        e for e in CmfQuery(settings=CmfSettings(project_root=root)).executions(stage="train", pipeline="get_started")
+    ][:1]
+    result = run_cli(by_execution, "artifact", "pull", "--execution", str(train.id), "-r", str(remote), "--json")
+    assert result.exit_code == 0, result.output
+    assert "features/train.csv" in json.loads(result.output)["restored"]
+
+    # An object the remote lost: the pull fails, naming the path and the md5.
+    lost = Versioner(root).hash("data/raw.csv").md5
+    (remote / "files" / "md5" / lost[:2] / lost[2:]).unlink()
+    missing = fresh("missing")
+    result = run_cli(missing, "artifact", "pull", "data/raw.csv", "-r", str(remote))
+    assert result.exit_code == 1
+    assert f"data/raw.csv ({lost})" in result.output and "neither" in result.output
 
 
 def test_push_without_a_remote_is_a_clear_error(recorded: Recorded, copy_of: Any, run_cli: Any) -> None:

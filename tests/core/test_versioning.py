@@ -15,7 +15,8 @@ import pytest
 from dvc.repo import Repo
 
 from cmf_orchestrate.errors import ArtifactError, ArtifactNotFoundError, PathOutsideProjectError
-from cmf_orchestrate.versioning import Versioner, checkout, fetch, push, set_remote
+from cmf_orchestrate.transfer import checkout, fetch, push
+from cmf_orchestrate.versioning import Versioner, set_remote
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -99,18 +100,29 @@ def test_push_fetch_checkout_through_a_local_remote(project: Path, tmp_path: Pat
     folder = versioner.commit("d")
     set_remote(project, str(tmp_path / "remote"))
     report = push(project, [model.md5, folder.md5])
-    assert report.transferred == 2 and not report.failed
-    assert push(project, [model.md5]).skipped == 1
+    assert report.transferred == (model.md5, folder.md5) and report.ok
+    again = push(project, [model.md5, folder.md5])
+    assert again.present == (model.md5, folder.md5) and not again.transferred
+    # Content this cache never held is reported missing, never "already there".
+    absent = "0" * 32
+    assert push(project, [absent]).missing == (absent,)
 
     clone = tmp_path / "clone"
     clone.mkdir()
     (clone / ".dvc").mkdir()
     (clone / ".dvc" / "config").write_text((project / ".dvc" / "config").read_text())
-    assert fetch(clone, [model.md5, folder.md5]).transferred == 2
+    assert fetch(clone, [model.md5, folder.md5]).transferred == (model.md5, folder.md5)
+    assert fetch(clone, [absent]).missing == (absent,)
     checkout(clone, "m/model.bin", model.md5)
+    (clone / "d").mkdir()
+    (clone / "d" / "stray").write_text("not part of the recorded directory")
     checkout(clone, "d", folder.md5)
     assert (clone / "m" / "model.bin").read_bytes() == b"weights" * 100
     assert (clone / "d" / "f1").read_bytes() == b"one"
+    assert sorted(p.name for p in (clone / "d").iterdir()) == ["f1"]
+    # Checked out content is known: hashing it again reads nothing.
+    assert Versioner(clone).hash("d").md5 == folder.md5
+    assert (clone / "d.dvc").exists() and (clone / "m" / "model.bin.dvc").exists()
 
 
 # -- one read per file: the recorded md5 names the cached bytes -----------------------------------
