@@ -189,7 +189,9 @@ def test_push_without_a_remote_is_a_clear_error(recorded: Recorded, copy_of: Any
     root = copy_of(recorded)
     result = run_cli(root, "artifact", "push")
     assert result.exit_code == 1
-    assert result.output.startswith("cmf-orchestrate: error: ") and "remote" in result.output.lower()
+    assert result.output.startswith("cmf-orchestrate: error: no DVC remote for ")
+    # The hint names the command that sets one up.
+    assert "set one with `cmf-orchestrate init --remote URL`" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
