@@ -5,12 +5,16 @@
  * are boxes around their executions rather than edges, so nothing crosses the data flow; the
  * Python environment, an input of every execution, is one unwired node below the graph.
  * After drawing, every node's list entry gets data-drawn="true", its caption and its on-screen
- * box, checked against the painted canvas, so the page itself states what was drawn. */
+ * box, checked against the painted canvas, and the page counts the edges drawn (naming any that
+ * are not), so the page itself states what was drawn. */
 (function () {
   "use strict";
 
   var data = JSON.parse(document.getElementById("cmf-data").textContent);
   var FONT = 13;                  // label size in graph units
+  var FAMILY = "Helvetica Neue, Helvetica, sans-serif";
+  var WRAP = 170;                 // text-max-width of every label
+  var LINE_HEIGHT = 1.25;
   var READABLE_ZOOM = 11 / FONT;  // never open below 11 px labels on screen
   var MAX_ZOOM = 1.5;
   var STATE = { COMPLETE: "#2e7d32", FAILED: "#c62828", RUNNING: "#1565c0", CACHED: "#6a1b9a",
@@ -115,6 +119,32 @@
     return shortName[artifactPath(n)] + (md5 ? "\n" + md5 : "");
   }
 
+  // ---------------------------------------------------------------- execution sizes
+  // An execution is a box around its caption. Its size is measured here, as Cytoscape measures
+  // labels, and given as a number: Cytoscape's own "width: label" reads 0 while the node's label
+  // is not measured yet, and the first bounding-box pass (before any layout) can ask exactly
+  // then, from an edge whose other end has no parent box (a file outside every pipeline box).
+  // Cytoscape remembers "this node takes up no space" until the node's style changes, and would
+  // from then on skip every edge of that execution, leaving them undrawn.
+  var measure = document.createElement("canvas").getContext("2d");
+  function labelSize(label, weight) {
+    measure.font = "normal " + weight + " " + FONT + "px " + FAMILY;
+    var lines = [];
+    String(label).split("\n").forEach(function (line) {
+      // Greedy wrapping at spaces, as text-wrap: wrap does; a longer word keeps its own line.
+      var current = "";
+      line.split(" ").forEach(function (word) {
+        var next = current ? current + " " + word : word;
+        if (current && measure.measureText(next).width > WRAP) { lines.push(current); current = word; }
+        else current = next;
+      });
+      lines.push(current);
+    });
+    var width = 0;
+    lines.forEach(function (line) { width = Math.max(width, Math.ceil(measure.measureText(line).width)); });
+    return { w: Math.max(width, 1), h: FONT * (1 + (lines.length - 1) * LINE_HEIGHT) };
+  }
+
   // ---------------------------------------------------------------- elements
   var elements = [];
   data.nodes.forEach(function (n) {
@@ -125,6 +155,8 @@
       d.shape = a.shape; d.color = a.color; d.border = "#616161"; d.lineStyle = "solid";
     } else if (n.kind === "execution") {
       d.shape = "round-rectangle"; d.color = STATE[n.state] || STATE.UNKNOWN; d.border = "#424242"; d.lineStyle = "solid";
+      var size = labelSize(d.label, 600);
+      d.w = size.w; d.h = size.h;
     } else {
       var b = BOX[n.kind];
       d.shape = "round-rectangle"; d.color = b.color; d.border = b.border; d.lineStyle = b.style;
@@ -273,10 +305,11 @@
       { selector: "node", style: {
           "shape": "data(shape)", "background-color": "data(color)", "border-width": 1,
           "border-color": "data(border)", "border-style": "data(lineStyle)",
-          "label": "data(label)", "font-size": FONT, "color": "#212121", "text-wrap": "wrap",
-          "text-max-width": "170px", "line-height": 1.25, "min-zoomed-font-size": 0 } },
+          "label": "data(label)", "font-size": FONT, "font-family": FAMILY, "color": "#212121",
+          "text-wrap": "wrap", "text-max-width": WRAP + "px", "line-height": LINE_HEIGHT,
+          "min-zoomed-font-size": 0 } },
       { selector: "node[kind = 'execution']", style: {
-          "width": "label", "height": "label", "padding": "9px", "color": "#fff", "font-weight": 600,
+          "width": "data(w)", "height": "data(h)", "padding": "9px", "color": "#fff", "font-weight": 600,
           "text-valign": "center", "text-halign": "center" } },
       { selector: "node[kind = 'artifact']", style: {
           "width": 34, "height": 26, "text-valign": "bottom", "text-halign": "center", "text-margin-y": 4,
@@ -415,8 +448,8 @@
   var attempts = 0;
   var opened = null;
   function verify() {
-    // Is every node painted? Checked on the whole graph fitted into view, then the opening
-    // view is restored.
+    // Is every node and edge painted? Checked on the whole graph fitted into view, then the
+    // opening view is restored.
     attempts += 1;
     if (opened === null) opened = { zoom: cy.zoom(), pan: cy.pan() };
     cy.fit(undefined, 32);
@@ -429,6 +462,7 @@
     var canvas = container.querySelector("canvas[data-id='layer2-node']");
     var ratio = canvas && canvas.width && W ? canvas.width / W : 1;
     var drawn = 0;
+    var drawnNode = {};
     listItems.forEach(function (li) {
       var ele = cy.getElementById(li.dataset.nodeId);
       var bb = ele.renderedBoundingBox({ includeLabels: false });
@@ -436,10 +470,21 @@
       var inside = bb.w > 0 && bb.h > 0 && bb.x2 > 0 && bb.y2 > 0 && bb.x1 < W && bb.y1 < H;
       var ok = inside && painted(canvas, ratio, pos.x, pos.y);
       li.dataset.drawn = ok ? "true" : "false";
-      if (ok) drawn += 1;
+      if (ok) { drawn += 1; drawnNode[li.dataset.nodeId] = true; }
     });
-    var done = drawn === data.nodes.length || attempts >= 40;
-    if (!done) { setTimeout(verify, 50); return; }
+    // An edge is drawn when Cytoscape has a path for it (an empty box means it has none and
+    // skips the edge), both its ends are drawn, and the canvas is painted at its midpoint.
+    var undrawn = [];
+    cy.edges().forEach(function (edge) {
+      var bb = edge.renderedBoundingBox({ includeLabels: false });
+      var mid = edge.renderedMidpoint();
+      var ok = bb.w > 0 && bb.h > 0 && drawnNode[edge.source().id()] && drawnNode[edge.target().id()] &&
+        mid && isFinite(mid.x) && isFinite(mid.y) && painted(canvas, ratio, mid.x, mid.y);
+      if (!ok) undrawn.push(edge.source().id() + ">" + edge.target().id());
+    });
+    var edgesDrawn = cy.edges().length - undrawn.length;
+    var complete = drawn === data.nodes.length && undrawn.length === 0;
+    if (!complete && attempts < 40) { setTimeout(verify, 50); return; }
     cy.viewport(opened);
     boxes();
     var body = document.body;
@@ -448,13 +493,16 @@
     body.dataset.cmfNested = String(nested);
     body.dataset.cmfCollapsed = String(collapsed);
     body.dataset.cmfDrawn = String(drawn);
-    body.dataset.cmfStatus = drawn === data.nodes.length ? "drawn" : "incomplete";
+    body.dataset.cmfEdgesDrawn = String(edgesDrawn);
+    body.dataset.cmfUndrawnEdges = undrawn.join(" ");
+    body.dataset.cmfStatus = complete ? "drawn" : "incomplete";
     var ext = cy.extent(), all = cy.elements().boundingBox();
     var partial = all.x1 < ext.x1 || all.x2 > ext.x2 || all.y1 < ext.y1 || all.y2 > ext.y2;
     body.dataset.cmfWhole = partial ? "false" : "true";
     var note = partial ? " (zoomed to read: drag to pan, Fit shows all)" : "";
     document.getElementById("status").textContent =
-      drawn + " of " + data.nodes.length + " nodes drawn, " + cy.edges().length + " data-flow edges" + note;
+      drawn + " of " + data.nodes.length + " nodes and " + edgesDrawn + " of " + cy.edges().length +
+      " data-flow edges drawn" + note;
   }
   // "page.html#node=<id>" opens with that node selected and its properties shown.
   function selectFromHash() {

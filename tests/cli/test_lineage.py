@@ -101,6 +101,7 @@ def test_html_is_self_contained_and_draws_every_node(recorded: Recorded, run_cli
     assert body.attrs["data-cmf-status"] == "drawn", body.attrs
     assert int(body.attrs["data-cmf-nodes"]) == len(node_ids)
     assert int(body.attrs["data-cmf-drawn"]) == len(node_ids)
+    assert body.attrs["data-cmf-edges-drawn"] == body.attrs["data-cmf-edges"], body.attrs["data-cmf-undrawn-edges"]
     # Every relation is shown: data flow as edges, stages and pipelines as boxes, the environment once.
     shown = sum(int(body.attrs[f"data-cmf-{k}"]) for k in ("edges", "nested", "collapsed"))
     assert shown == len(expected["edges"])
@@ -186,6 +187,60 @@ def test_page_is_readable_and_labels_what_it_draws(
     keep = REPO / "test-artifacts" / "cli"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, keep / f"lineage-{width}.png")
+
+
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_every_edge_is_drawn_around_a_file_shared_by_two_pipelines(
+    project: Path, run_cli: Any, tmp_path: Path, width: int
+) -> None:
+    """A file written by one pipeline and read by another sits outside both pipeline boxes; its
+    edges, and every other edge of the executions at its ends, are drawn like all the others."""
+    from cmf_orchestrate import Dataset, Model, RunInfo, task_run
+
+    settings = CmfSettings(store="mlmd", project_root=project)
+    Path("data").mkdir()
+    steps = [
+        ("ingest", "generate", [], ["data/raw.csv"]),
+        ("training", "prepare", ["data/raw.csv"], ["data/train.csv", "data/test.csv"]),
+        ("training", "featurize", ["data/train.csv", "data/test.csv"], ["data/features.csv"]),
+        ("training", "train", ["data/features.csv"], ["models/model.pkl"]),
+    ]
+    for pipeline, stage, inputs, outputs in steps:
+        made = [Model(p) if p.endswith(".pkl") else Dataset(p) for p in outputs]
+        with task_run(RunInfo("cmf", pipeline, stage, inputs=[Dataset(p) for p in inputs], outputs=made), settings):
+            for path in outputs:
+                Path(path).parent.mkdir(exist_ok=True)
+                Path(path).write_text(f"{stage} {path}\n")
+
+    listed = run_cli(project, "lineage", "models/model.pkl", "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    graph = json.loads(listed.output)
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert {n["label"] for n in nodes.values() if n["kind"] == "pipeline"} == {"ingest", "training"}
+    raw = next(n["id"] for n in nodes.values() if n["label"] == "data/raw.csv")
+    flow = [
+        e
+        for e in graph["edges"]
+        if e["kind"] in ("input", "output")
+        and "Environment" not in (nodes[e["source"]]["subtype"], nodes[e["target"]]["subtype"])
+    ]
+    assert sum(raw in (e["source"], e["target"]) for e in flow) == 2  # written by ingest, read by training
+
+    page = tmp_path / "shared.html"
+    assert run_cli(project, "lineage", "models/model.pkl", "-f", "html", "-o", str(page)).exit_code == 0
+    body = next(e for e in elements(dump_dom(page, tmp_path, width=width)) if e.tag == "body")
+    # The page checks each edge: a non-empty box (Cytoscape skips an edge it has no path for),
+    # both ends drawn, and paint at its midpoint with the whole graph in view.
+    assert body.attrs["data-cmf-undrawn-edges"] == "", body.attrs
+    assert int(body.attrs["data-cmf-edges"]) == len(flow)
+    assert int(body.attrs["data-cmf-edges-drawn"]) == len(flow)
+    assert int(body.attrs["data-cmf-drawn"]) == len(nodes)
+    assert body.attrs["data-cmf-status"] == "drawn", body.attrs
+
+    shot = screenshot(page, tmp_path / f"shared-{width}.png", tmp_path, width=width)
+    keep = REPO / "test-artifacts" / "cli"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, keep / f"lineage-shared-{width}.png")
 
 
 def test_diff_explains_why_model_v2_differs_from_v1(recorded: Recorded, run_cli: Any) -> None:
