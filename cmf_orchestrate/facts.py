@@ -24,6 +24,7 @@ __all__ = [
     "check_reserved",
     "code_fingerprint",
     "json_safe",
+    "source_fingerprint",
 ]
 
 #: Orchestration facts are custom properties named ``cmf.<fact>``; user keys cannot use it.
@@ -54,17 +55,35 @@ RESERVED_FACTS: Mapping[str, str] = {
     "error_message": "exception message of a failed attempt",
     "state_reason": "why the state was set (e.g. abandoned)",
     "graph_synced": "1 when mirrored to the graph store, 0 when pending",
+    "reuse_key": "reuse lookup key: md5s of the declared inputs, parameters, code and environment",
+    "reuse_parts": "JSON of the reuse key's four parts, to explain a reuse or a miss",
+    "reuse_outputs": "JSON: md5 of each declared output, in order, and of the persisted return value",
+    "reused_execution": "id of the execution a CACHED execution reused",
 }
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:
     """md5 of a callable's source (its bytecode when the source is unavailable)."""
+    found = source_fingerprint(func)
+    if found is not None:
+        return found
+    target = inspect.unwrap(func)
+    code = getattr(target, "__code__", None)
+    text = repr(code.co_code) if code is not None else repr(target)
+    name = getattr(target, "__qualname__", repr(target))
+    return hashlib.md5(f"{name}\n{text}".encode(), usedforsecurity=False).hexdigest()
+
+
+def source_fingerprint(func: Callable[..., Any]) -> str | None:
+    """md5 of a callable's source, or None when it has none (built at run time, a C function).
+
+    Reuse trusts only this: a bytecode fallback would say nothing of what the code calls.
+    """
     target = inspect.unwrap(func)
     try:
         text = inspect.getsource(target)
     except (OSError, TypeError):
-        code = getattr(target, "__code__", None)
-        text = repr(code.co_code) if code is not None else repr(target)
+        return None
     name = getattr(target, "__qualname__", repr(target))
     return hashlib.md5(f"{name}\n{text}".encode(), usedforsecurity=False).hexdigest()
 

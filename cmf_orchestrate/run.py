@@ -24,10 +24,11 @@ from typing import Any
 
 import pendulum
 
-from cmf_orchestrate import _travel
+from cmf_orchestrate import _reuse, _travel
 from cmf_orchestrate._environment import environment_file
 from cmf_orchestrate._git import GitInfo, git_info
 from cmf_orchestrate._logged import LoggedArtifact
+from cmf_orchestrate._reuse import ResultCodec, Reused, ReuseRequest
 from cmf_orchestrate._storeurl import mask_credentials
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset, Dataslice, Metrics, Model
 from cmf_orchestrate.errors import (
@@ -225,6 +226,10 @@ class TaskRun:
         self.closed = False
         #: Whether completing records ``Git_End_Commit`` (CMF's own scripts leave it empty).
         self.record_end_commit = True
+        #: The attempt's reuse key and kept return value, when reuse is on.
+        self.reuse_plan: _reuse.Plan | None = None
+        #: The earlier execution this attempt reused instead of running, if it did.
+        self.reused: Reused | None = None
 
     def __repr__(self) -> str:
         return (
@@ -325,8 +330,17 @@ class TaskRun:
         drafts = [(self._draft(s, h, EventType.INPUT), EventType.INPUT) for s, h in zip(specs, hashes, strict=True)]
         return self._write(drafts) if drafts else []
 
+    def keep_result(self, value: Any) -> None:
+        """The task's return value, persisted with the execution when reuse is on (returned again on reuse)."""
+        if self.reuse_plan is not None:
+            self.reuse_plan.result = value
+
     def complete(
-        self, outputs: Sequence[ArtifactSpec] | None = None, state: ExecutionState = ExecutionState.COMPLETE
+        self,
+        outputs: Sequence[ArtifactSpec] | None = None,
+        state: ExecutionState = ExecutionState.COMPLETE,
+        *,
+        reused: tuple[ExecutionRecord, Mapping[str, Any]] | None = None,
     ) -> ExecutionRecord:
         """Record declared outputs and mark the execution COMPLETE, in one transaction.
 
@@ -338,6 +352,8 @@ class TaskRun:
         Args:
             outputs: The outputs to record (default: the declared ones).
             state: COMPLETE, or CACHED for an attempt the orchestrator answered from its cache.
+            reused: The earlier execution this attempt reused, and what it kept: the
+                attempt is recorded CACHED with that execution's output artifacts.
 
         Raises:
             ArtifactNotFoundError: A declared output is missing; the execution is then FAILED.
@@ -349,21 +365,48 @@ class TaskRun:
         if state not in (ExecutionState.COMPLETE, ExecutionState.CACHED):
             raise InvalidArgumentError(f"complete: state must be COMPLETE or CACHED, got {state}")
         specs = self.info.outputs if outputs is None else outputs
+        if reused is not None:
+            state = ExecutionState.CACHED
+        facts = self._end_facts()
         try:
             hashes = self._drafts.hash_all(specs, "output(s)")
             events = (
                 self._output_events(hashes) if state is ExecutionState.COMPLETE else [EventType.OUTPUT] * len(hashes)
             )
             drafts = [(self._draft(s, h, e), e) for s, h, e in zip(specs, hashes, events, strict=True)]
+            if reused is not None:
+                drafts = self._reused_drafts(reused[0], drafts)
+                facts[FACT_PREFIX + "reused_execution"] = reused[0].id
             drafts.extend(self._pending_step_metrics())
-            _travel.push_outputs(self.settings, self.versioner.root, self._to_push(drafts), self.stage.name)
+            extra: list[str] = []
+            if self.reuse_plan is not None and state is ExecutionState.COMPLETE:
+                kept, extra = _reuse.closing_facts(self, self.reuse_plan, [h.md5 for h in hashes])
+                facts.update(kept)
+            _travel.push_outputs(self.settings, self.versioner.root, [*self._to_push(drafts), *extra], self.stage.name)
         except CmfError as exc:
             self.fail(exc)
             raise
         end = {"Git_End_Commit": git_info(self.versioner.root).commit} if self.record_end_commit else None
-        self._write(drafts, state, self._end_facts(), end)
+        self._write(drafts, state, facts, end)
         self._close()
         return self.execution
+
+    def _reused_drafts(
+        self, source: ExecutionRecord, drafts: list[tuple[ArtifactDraft, EventType]]
+    ) -> list[tuple[ArtifactDraft, EventType]]:
+        """The reused execution's own output artifacts where this attempt's output is the same file and content.
+
+        So lineage through the CACHED execution reaches the execution that made them.
+        """
+        produced = {(a.path, a.uri): a for a in self.store.execution_snapshot(source.id).outputs}
+
+        def original(draft: ArtifactDraft) -> ArtifactDraft:
+            same = produced.get((draft.name.partition(f":{draft.uri}")[0], draft.uri))
+            if same is None or same.kind != draft.kind:
+                return draft
+            return ArtifactDraft(ArtifactKind(same.kind), same.name, same.uri, dict(same.properties))
+
+        return [(original(draft), event) for draft, event in drafts]
 
     def _to_push(self, drafts: Sequence[tuple[ArtifactDraft, EventType]]) -> list[str]:
         """The content ids an attempt leaves behind: its outputs, logged ones included, and its environment."""
@@ -749,13 +792,21 @@ def _environment_draft(versioner: Versioner, git: GitInfo) -> ArtifactDraft:
     )
 
 
-def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | None = None) -> TaskRun:
+def open_run(
+    info: RunInfo,
+    settings: CmfSettings | None = None,
+    *,
+    name: str | None = None,
+    reuse: ReuseRequest | None = None,
+) -> TaskRun:
     """Open an execution (RUNNING) and record its environment and declared inputs.
 
     Args:
         info: What the orchestrator knows about the attempt.
         settings: Where to record (default: :meth:`CmfSettings.from_env`).
         name: The execution's name (default: ``<stage context>:<Execution_uuid>``; ``""``: none).
+        reuse: The task's function and result codec when reuse is on: the attempt's reuse
+            key is recorded with it.
 
     Returns:
         The open :class:`TaskRun`; call :meth:`TaskRun.complete` or :meth:`TaskRun.fail`.
@@ -798,16 +849,19 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | 
     artifacts: list[tuple[ArtifactDraft, EventType]] = [(env_draft, EventType.INPUT)]
     failure: CmfError | None = None
     deferred = False
+    plan: _reuse.Plan | None = None
     try:
         _travel.ensure_inputs(
             settings, store, versioner, [s.path for s in info.inputs], **_run_scope(info, pipeline.name)
         )
-        for spec, content in zip(info.inputs, drafts.hash_all(info.inputs, "input(s)"), strict=True):
+        hashes = drafts.hash_all(info.inputs, "input(s)")
+        for spec, content in zip(info.inputs, hashes, strict=True):
             draft = drafts.draft(spec, content, EventType.INPUT, None)
             if draft is None:
                 deferred = True  # a model nobody recorded yet is named after this execution
                 break
             artifacts.append((draft, EventType.INPUT))
+        plan = _reuse.plan(stage.name, [h.md5 for h in hashes], info.parameters, reuse, custom)
     except CmfError as exc:
         failure = exc
     if failure is not None or deferred:
@@ -826,6 +880,7 @@ def open_run(info: RunInfo, settings: CmfSettings | None = None, *, name: str | 
         artifacts=artifacts,
     )
     run = TaskRun(settings, store, versioner, pipeline, stage, execution, info, git)
+    run.reuse_plan = plan
     run.inputs.extend(records)
     logger.debug("opened execution %s of %s", execution.id, stage.name)
     if failure is not None:
@@ -861,18 +916,46 @@ def record_cached(info: RunInfo, settings: CmfSettings | None = None) -> Executi
 
 
 @contextmanager
-def task_run(info: RunInfo, settings: CmfSettings | None = None) -> Iterator[TaskRun]:
+def task_run(
+    info: RunInfo,
+    settings: CmfSettings | None = None,
+    *,
+    reuse: bool | None = None,
+    func: Callable[..., Any] | None = None,
+    codec: ResultCodec | None = None,
+) -> Iterator[TaskRun]:
     """Record one task run attempt around the user's code.
 
     The execution is RUNNING while the block runs and :func:`current_run` returns it.
     On success declared outputs are recorded and the execution is COMPLETE; on an
     exception it is FAILED with the error, and the exception propagates unchanged.
 
+    With reuse on, an earlier COMPLETE execution with the same declared inputs,
+    parameters, code and environment whose outputs can be had (local cache or remote) is
+    reused: its outputs are checked out to this attempt's declared paths, the attempt is
+    recorded CACHED, and the yielded run's :attr:`TaskRun.reused` holds the earlier
+    return value: the block must then skip the task's code. Otherwise the block calls
+    :meth:`TaskRun.keep_result` with what the code returned.
+
+    Args:
+        info: What the orchestrator knows about the attempt.
+        settings: Where to record (default: :meth:`CmfSettings.from_env`).
+        reuse: Reuse on or off (default: the ``reuse`` setting).
+        func: The task's function, whose source is the code part of the reuse key.
+        codec: How the return value is persisted (default: JSON).
+
     Raises:
         ArtifactNotFoundError: A declared input (before the block) or output (after it) is missing.
         StoreUnavailableError: The metadata store cannot be reached.
     """
-    run = open_run(info, settings)
+    settings = settings or CmfSettings.from_env()
+    wanted = settings.reuse if reuse is None else reuse
+    run = open_run(info, settings, reuse=ReuseRequest(func, codec) if wanted else None)
+    if run.reuse_plan is not None:
+        _try_reuse(run, run.reuse_plan)
+    if run.reused is not None:
+        yield run
+        return
     token = _current.set(run)
     try:
         yield run
@@ -886,3 +969,21 @@ def task_run(info: RunInfo, settings: CmfSettings | None = None) -> Iterator[Tas
         run.complete()
     finally:
         _current.reset(token)
+
+
+def _try_reuse(run: TaskRun, plan: _reuse.Plan) -> None:
+    """Reuse an earlier execution for ``run`` when one matches and its outputs can be had."""
+    try:
+        found = _reuse.find(run, plan)
+        if found is None:
+            return
+        execution, kept = found
+        value = _reuse.restore(run, kept, plan)
+        run.complete(reused=(execution, kept))
+    except CmfError as exc:
+        if run.closed:
+            raise  # recording the CACHED attempt failed: it is FAILED, say why
+        logger.warning("%s runs: reusing an earlier execution failed: %s", run.stage.name, exc)
+        return
+    run.reused = Reused(execution.id, value)
+    logger.info("%s: reused execution %s (execution %s is CACHED)", run.stage.name, execution.id, run.execution_id)

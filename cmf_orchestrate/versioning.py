@@ -736,6 +736,32 @@ class Versioner:
         finally:
             os.close(out)
 
+    def store_object(self, md5: str, data: bytes) -> None:
+        """Keep ``data``, whose md5 is ``md5``, in the cache (a blob that is no file of the project).
+
+        Raises:
+            ArtifactError: The cache cannot be written.
+        """
+        self.ensure_repo()
+        if self._has_object(md5, len(data)):
+            return
+        try:
+            self._store_bytes(md5, data)
+        except OSError as exc:
+            raise ArtifactError(f"cannot write object {md5} to the DVC cache: {exc}") from exc
+
+    def read_object(self, md5: str) -> bytes:
+        """The bytes of a cached object.
+
+        Raises:
+            ArtifactNotFoundError: The object is not in the cache.
+        """
+        try:
+            with open(self._object_path(md5), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(f"object {md5} is not in the DVC cache") from None
+
     def adopt(self, rel: str, md5: str, files: Sequence[tuple[str, Path, str]]) -> ContentHash:
         """Record content just materialised from the cache as ``rel``, without reading it again.
 

@@ -326,14 +326,18 @@ def _type_name(store: MetadataStore, given: str) -> str:
 
 @cli.command("show")
 @click.argument("target")
+@click.option("--why", is_flag=True, help="Explain why an execution was reused, or why it ran (its reuse key).")
 @common
 @json_option
-def show_cmd(target: str) -> None:
+def show_cmd(target: str, why: bool) -> None:
     """Show one execution (by id or uuid) or one artifact (by path, md5 or name).
 
     An integer is an execution id; use artifact:<id> for an artifact id.
     """
     store = state().store()
+    if why:
+        _show_why(store, find_execution(store, target))
+        return
     is_execution = target.isdigit() or target.startswith("execution:")
     if not is_execution:
         try:
@@ -348,6 +352,21 @@ def show_cmd(target: str) -> None:
         _show_artifact(store, artifact)
         return
     _show_execution(store, find_execution(store, target))
+
+
+def _show_why(store: MetadataStore, execution: ExecutionRecord) -> None:
+    from cmf_orchestrate._reuse import explain
+
+    lines = explain(store, execution)
+    if state().json_mode:
+        emit_json({"id": execution.id, "state": execution.state.value, "why": lines})
+        return
+    click.echo(f"Execution {execution.id} ({execution.state.value})")
+    click.echo("\n".join(lines))
+
+
+#: Facts too long for the text view (``--json`` has them): the reuse key's parts and kept outputs.
+_LONG_FACTS = frozenset({"reuse_parts", "reuse_outputs"})
 
 
 def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
@@ -372,6 +391,7 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
         "command": execution.properties.get("Execution", ""),
         "run": run_label(execution),
         "error": execution_error(execution),
+        "reused": f"execution {execution.fact('reused_execution')}" if execution.fact("reused_execution") else None,
         "created": fmt_ms(execution.create_time_ms),
         "updated": fmt_ms(execution.update_time_ms),
         "duration": fmt_duration(execution.fact("start_time"), execution.fact("end_time")),
@@ -384,8 +404,9 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
     emit_mapping(f"Execution {execution.id}", {k: v for k, v in summary.items() if v not in ("", None)})
     if execution.parameters:
         emit_mapping("Parameters", dict(sorted(execution.parameters.items())))
-    if data["facts"]:
-        emit_mapping("Orchestration facts", dict(sorted(data["facts"].items())))
+    facts = {k: v for k, v in sorted(data["facts"].items()) if k not in _LONG_FACTS}
+    if facts:
+        emit_mapping("Orchestration facts", facts)
     rows = [("input", a.kind, artifact_path(a), a.md5) for a in inputs]
     rows += [("output", a.kind, artifact_path(a), a.md5) for a in outputs]
     emit_table("Artifacts", ("event", "type", "path", "md5"), rows, section=True, fit={"path": "middle", "md5": "hash"})
