@@ -7,13 +7,15 @@ Connection fields (the connection form labels them so):
 - ``login`` / ``password``: the Neo4j user and password.
 - ``extra`` (JSON), one typed form field each: ``store`` (MLMD store path or URL),
   ``project_root``, ``graph`` (bool), ``pipeline`` (pipeline name override),
-  ``strict_outputs`` (bool: fail an attempt that did not write a declared output). Empty
-  values count as unset; the form's ``extra__cmf__<name>`` keys are accepted too.
+  ``strict_outputs`` (bool: fail an attempt that did not write a declared output),
+  ``remote`` (DVC remote URL), ``inputs`` (``recorded`` or ``local``) and ``reuse``
+  (bool: reuse earlier executions for every task). Empty values count as unset; the
+  form's ``extra__cmf__<name>`` keys are accepted too.
 
-As a URI: ``cmf://neo4j:secret@neo4j-host:7687?store=postgresql%3A%2F%2Fcmf%40db%2Fmlmd&project_root=%2Fsrv%2Fml``.
+As a URI: ``cmf://neo4j:secret@neo4j-host:7687?store=postgresql%3A%2F%2Fcmf%40db%2Fmlmd&project_root=%2Fsrv%2Fml&reuse=true``.
 Settings the connection leaves out come from the environment and the project file, as
-:meth:`CmfSettings.from_env` reads them. Passwords (Neo4j, and one embedded in the store
-URL) are registered with Airflow's secrets masker, so task logs show ``***``.
+:meth:`CmfSettings.from_env` reads them. Passwords (Neo4j's, and one embedded in the store
+or the remote URL) are registered with Airflow's secrets masker, so task logs show ``***``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import importlib
 import json
 import logging
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from cmf_orchestrate.airflow._compat import BaseHook, Connection, mask_secret
 from cmf_orchestrate.errors import CmfError, ConfigError
@@ -32,7 +35,7 @@ __all__ = ["CmfHook"]
 
 log = logging.getLogger(__name__)
 
-_EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline", "strict_outputs"})
+_EXTRA_KEYS = frozenset({"store", "project_root", "graph", "pipeline", "strict_outputs", "remote", "inputs", "reuse"})
 _FORM_PREFIX = "extra__cmf__"
 _DEFAULT_NEO4J_PORT = 7687
 
@@ -150,6 +153,8 @@ def settings_from_connection(conn: Connection) -> CmfSettings:
     store_password = settings.location.password
     if store_password:
         mask_secret(store_password)
+    for secret in _url_secrets(settings.remote):
+        mask_secret(secret)
     log.debug("CMF settings from connection %r: %r", conn.conn_id, settings)
     return settings
 
@@ -182,3 +187,16 @@ def _neo4j_uri(conn: Connection) -> str | None:
     if "://" in host:
         return host
     return f"bolt://{host}:{conn.port or _DEFAULT_NEO4J_PORT}"
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    """The password of a URL (``scheme://user:password@host``), as written and decoded."""
+    if not url or "://" not in url:
+        return []
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # a malformed port: the remote is reported where it is used
+        password = url.split("://", 1)[1].rpartition("@")[0].partition(":")[2] or None
+    if not password:
+        return []
+    return sorted({password, unquote(password)})

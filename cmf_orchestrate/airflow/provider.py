@@ -80,6 +80,30 @@ CONNECTION_FIELDS: tuple[ConnectionField, ...] = (
         "boolean",
         "Fail an attempt whose declared output it did not write (default: record it as declared, not produced).",
     ),
+    ConnectionField(
+        "remote",
+        "DVC remote",
+        "string",
+        "DVC remote URL shared by every worker: a path, s3://bucket/prefix or any scheme DVC supports. "
+        "Completing a task pushes its outputs there; an input missing on a worker is fetched from there. "
+        "A password in the URL is masked in task logs. Default: CMF_REMOTE, else the project file, else none.",
+        "s3://ml-artifacts/cmf",
+    ),
+    ConnectionField(
+        "inputs",
+        "Declared inputs",
+        "string",
+        "recorded (default): with a remote, an input whose local bytes differ from its latest recorded "
+        "version is replaced by that version. local: local files are used as they are.",
+        "recorded",
+    ),
+    ConnectionField(
+        "reuse",
+        "Reuse earlier runs",
+        "boolean",
+        "Every task reuses an earlier COMPLETE execution with the same inputs, parameters, code and "
+        "environment instead of running again (default: off; a task can turn it on for itself).",
+    ),
 )
 
 #: How the connection form shows the standard fields of a ``cmf`` connection.

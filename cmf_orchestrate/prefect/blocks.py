@@ -9,7 +9,7 @@ back to the environment and the project's ``cmf-orchestrate.toml``, exactly as
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from prefect.blocks.core import Block
@@ -39,6 +39,18 @@ class CmfConfig(Block):
         neo4j_user: Neo4j user name.
         neo4j_password: Neo4j password, kept secret.
         pipeline: Pipeline name replacing the flow name.
+        strict_outputs: Fail an attempt whose declared output it did not write.
+        remote: DVC remote URL shared by every worker (a path, ``s3://bucket/prefix``, any
+            scheme DVC supports): completing a task pushes its outputs there, and an input
+            missing from the project root is fetched from there. A URL holding a password
+            is refused: the password belongs in ``remote_password``.
+        remote_password: Password of the remote URL's user, kept secret and merged into
+            ``remote`` only in memory.
+        inputs: ``recorded``: with a remote, an input whose local bytes differ from its
+            latest recorded version is replaced by that version; ``local``: local files are
+            used as they are.
+        reuse: Every task reuses an earlier COMPLETE execution with the same inputs,
+            parameters, code and environment instead of running again.
 
     Example:
         ```python
@@ -60,7 +72,7 @@ class CmfConfig(Block):
     _documentation_url: ClassVar[HttpUrl | None] = HttpUrl(documentation_url())
     _description: ClassVar[str] = (
         "Where cmf-orchestrate records the lineage of Prefect task runs: the ML Metadata store, "
-        "the project (DVC) root and the optional Neo4j graph."
+        "the project (DVC) root, the DVC remote shared by workers and the optional Neo4j graph."
     )
     _code_example: ClassVar[str] = """
 ```python
@@ -88,14 +100,46 @@ def train(): ...
     strict_outputs: bool | None = Field(
         default=None, description="Fail an attempt whose declared output it did not write."
     )
+    remote: str | None = Field(
+        default=None,
+        title="DVC remote",
+        description="DVC remote URL shared by every worker: a path, s3://bucket/prefix or any scheme DVC "
+        "supports. Completing a task pushes its outputs there; a missing input is fetched from there.",
+        examples=["s3://ml-artifacts/cmf", "/mnt/shared/dvc-remote"],
+    )
+    remote_password: SecretStr | None = Field(
+        default=None, description="Password of the remote URL's user (https://user@host/path, ssh://...)."
+    )
+    inputs: Literal["recorded", "local"] | None = Field(
+        default=None,
+        title="Declared inputs",
+        description="recorded: with a remote, an input whose local bytes differ from its latest recorded "
+        "version is replaced by that version. local: local files are used as they are.",
+    )
+    reuse: bool | None = Field(
+        default=None,
+        title="Reuse earlier runs",
+        description="Every task reuses an earlier COMPLETE execution with the same inputs, parameters, "
+        "code and environment instead of running again.",
+    )
 
     @field_validator("store")
     @classmethod
     def _no_password_in_store(cls, value: str | None) -> str | None:
-        if value and "://" in value and urlsplit(value).password:
+        if _has_password(value):
             raise ValueError(
                 "store holds a password; put it in the secret field store_password and keep only "
                 "the user in the URL (postgresql://user@host:port/db)"
+            )
+        return value
+
+    @field_validator("remote")
+    @classmethod
+    def _no_password_in_remote(cls, value: str | None) -> str | None:
+        if _has_password(value):
+            raise ValueError(
+                "remote holds a password; put it in the secret field remote_password and keep only "
+                "the user in the URL (https://user@host/path)"
             )
         return value
 
@@ -117,8 +161,18 @@ def train(): ...
             "neo4j_password": self.neo4j_password.get_secret_value() if self.neo4j_password else None,
             "pipeline": self.pipeline or None,
             "strict_outputs": self.strict_outputs,
+            "remote": _with_remote_password(self.remote, self.remote_password),
+            "inputs": self.inputs or None,
+            "reuse": self.reuse,
         }
         return CmfSettings.from_env(environ, **overrides)
+
+
+def _has_password(url: str | None) -> bool:
+    try:
+        return bool(url and "://" in url and urlsplit(url).password)
+    except ValueError:  # not a URL: the settings report it where it is used
+        return False
 
 
 def _with_password(store: str | None, password: SecretStr | None) -> str | None:
@@ -130,6 +184,23 @@ def _with_password(store: str | None, password: SecretStr | None) -> str | None:
         raise ConfigError("store_password is set but the store is not a PostgreSQL or MySQL URL")
     if parts.password:
         raise ConfigError("store_password is set and the store URL already holds a password")
+    return _set_password(store, password)
+
+
+def _with_remote_password(remote: str | None, password: SecretStr | None) -> str | None:
+    """``remote`` with ``password`` set in its URL (a URL naming its user)."""
+    if not remote or password is None or not password.get_secret_value():
+        return remote or None
+    parts = urlsplit(remote)
+    if "://" not in remote or "@" not in parts.netloc:
+        raise ConfigError("remote_password is set but the remote is not a URL naming a user (https://user@host/path)")
+    if parts.password:
+        raise ConfigError("remote_password is set and the remote URL already holds a password")
+    return _set_password(remote, password)
+
+
+def _set_password(url: str, password: SecretStr) -> str:
+    parts = urlsplit(url)
     user, _, host = parts.netloc.rpartition("@")
     netloc = f"{user}:{quote(password.get_secret_value(), safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -59,8 +59,16 @@ def test_connection_form_has_typed_cmf_fields_and_neo4j_labels(airflow_db: Path)
         "graph": ["boolean", "null"],
         "pipeline": ["string", "null"],
         "strict_outputs": ["boolean", "null"],
+        "remote": ["string", "null"],
+        "inputs": ["string", "null"],
+        "reuse": ["boolean", "null"],
     }
     assert fields["store"]["schema"]["title"] == "Metadata store"
+    assert (fields["remote"]["schema"]["title"], fields["reuse"]["schema"]["title"]) == (
+        "DVC remote",
+        "Reuse earlier runs",
+    )
+    assert "recorded" in fields["inputs"]["description"] and "local" in fields["inputs"]["description"]
     assert fields["store"]["description"].endswith("Example: postgresql://cmf@metadata-db:5432/cmf")
     assert all(field["description"] for field in fields.values())
 
@@ -135,6 +143,72 @@ def test_connection_saved_by_the_form_is_read(tmp_path: Path, monkeypatch: pytes
     extra["strict_outputs"] = True
     monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": extra}))
     assert CmfHook().get_settings().strict_outputs is True
+
+
+def test_every_form_field_round_trips_into_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmf_orchestrate.airflow import CmfHook
+    from cmf_orchestrate.airflow.provider import get_provider_info
+
+    # What the form of Airflow 3.2+ saves: one extra key per declared field, typed by its schema.
+    [declared] = get_provider_info()["connection-types"]
+    values: dict[str, object] = {
+        "store": "form.sqlite",
+        "project_root": str(tmp_path),
+        "graph": False,
+        "pipeline": "nightly",
+        "strict_outputs": True,
+        "remote": f"https://cmf:{PASSWORD}@dvc.example/store",
+        "inputs": "local",
+        "reuse": True,
+    }
+    assert set(declared["conn-fields"]) == set(values)
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": values}))
+
+    settings = CmfHook().get_settings()
+
+    assert {name: getattr(settings, name) for name in values} == {**values, "project_root": tmp_path.resolve()}
+    assert PASSWORD not in repr(settings)
+
+    # Empty fields leave the settings to the environment; the legacy form's prefixed keys work too.
+    monkeypatch.setenv("CMF_REMOTE", str(tmp_path / "env-remote"))
+    monkeypatch.setenv("CMF_REUSE", "true")
+    empty = {"extra__cmf__store": "form.sqlite", "remote": "", "inputs": None, "reuse": None}
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": empty}))
+    settings = CmfHook().get_settings()
+    assert (settings.remote, settings.inputs, settings.reuse) == (str(tmp_path / "env-remote"), "recorded", True)
+    # The connection wins over the environment.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": {"reuse": False, "remote": "/srv/r"}})
+    )
+    assert (CmfHook().get_settings().reuse, CmfHook().get_settings().remote) == (False, "/srv/r")
+
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", json.dumps({"conn_type": "cmf", "extra": {"inputs": "mine"}}))
+    with pytest.raises(ConfigError, match="inputs: expected one of recorded, local"):
+        CmfHook().get_settings()
+
+
+def test_a_remote_password_is_masked_like_the_store_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow.sdk.log import redact
+
+    from cmf_orchestrate.airflow import CmfHook
+
+    secret = "Remote-pw-9c1e/7f3a"  # a slash: written percent-encoded in the URL
+    remote = f"https://cmf:{urllib.parse.quote(secret, safe='')}@dvc.example/store"
+    query = urllib.parse.urlencode(
+        {"project_root": str(tmp_path), "remote": remote, "inputs": "local", "reuse": "true"}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_CMF_DEFAULT", f"cmf://?{query}")
+
+    with caplog.at_level("DEBUG"):
+        settings = CmfHook().get_settings()
+
+    assert (settings.remote, settings.inputs, settings.reuse) == (remote, "local", True)
+    assert secret not in caplog.text and urllib.parse.quote(secret, safe="") not in caplog.text
+    # Registered with Airflow's secrets masker, as written in the URL and decoded.
+    assert "***" in str(redact(f"pushing to {remote}")) and "Remote-pw" not in str(redact(f"pushing to {remote}"))
+    assert "Remote-pw" not in str(redact(f"auth {secret}"))
 
 
 def test_hook_reads_the_connection_from_the_environment(

@@ -88,3 +88,39 @@ def test_bad_values_are_config_errors(tmp_path: Path) -> None:
         CmfSettings.from_env({"CMF_PROJECT_ROOT": str(tmp_path)})
     with pytest.raises(ConfigError, match="unknown setting"):
         CmfSettings().replace(colour="blue")
+
+
+def test_remote_inputs_and_reuse_from_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    root = {"CMF_PROJECT_ROOT": str(tmp_path)}
+    defaults = CmfSettings.from_env(root)
+    assert (defaults.remote, defaults.inputs, defaults.reuse) == (None, "recorded", False)
+
+    (tmp_path / "cmf-orchestrate.toml").write_text('inputs = "local"\nreuse = true\n[remote]\nurl = "s3://file/cmf"\n')
+    from_file = CmfSettings.from_env(root)
+    assert (from_file.remote, from_file.inputs, from_file.reuse) == ("s3://file/cmf", "local", True)
+    # A top-level string is taken as the remote URL too.
+    (tmp_path / "cmf-orchestrate.toml").write_text('remote = "/srv/remote"\n')
+    assert CmfSettings.from_env(root).remote == "/srv/remote"
+
+    (tmp_path / "cmf-orchestrate.toml").write_text('inputs = "local"\nreuse = true\n[remote]\nurl = "s3://file/cmf"\n')
+    env = {**root, "CMF_REMOTE": "s3://env/cmf", "CMF_INPUTS": "Recorded", "CMF_REUSE": "off"}
+    from_env = CmfSettings.from_env(env)
+    assert (from_env.remote, from_env.inputs, from_env.reuse) == ("s3://env/cmf", "recorded", False)
+    # An empty variable leaves the file's value.
+    assert CmfSettings.from_env({**root, "CMF_REMOTE": "", "CMF_REUSE": ""}).remote == "s3://file/cmf"
+
+    given = CmfSettings.from_env(env, remote="/given", inputs="local", reuse=True)
+    assert (given.remote, given.inputs, given.reuse) == ("/given", "local", True)
+    assert CmfSettings.from_env(env, remote=None, reuse=None).remote == "s3://env/cmf"
+
+
+def test_remote_credentials_never_shown_and_bad_values_named(tmp_path: Path) -> None:
+    settings = CmfSettings(project_root=tmp_path, remote="https://cmf:hunter2pw@dvc.example/store")
+    assert "hunter2pw" not in repr(settings) and "https://cmf:***@dvc.example/store" in repr(settings)
+    with pytest.raises(ConfigError, match="inputs: expected one of recorded, local"):
+        CmfSettings.from_env({"CMF_PROJECT_ROOT": str(tmp_path), "CMF_INPUTS": "cached"})
+    with pytest.raises(ConfigError, match="reuse: expected a boolean"):
+        CmfSettings.from_env({"CMF_PROJECT_ROOT": str(tmp_path), "CMF_REUSE": "maybe"})
+    with pytest.raises(ConfigError, match="remote: not a URL or path") as info:
+        CmfSettings(project_root=tmp_path, remote="s3://u:hunter2pw@b/x\nmore")
+    assert "hunter2pw" not in str(info.value)

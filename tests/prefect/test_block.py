@@ -117,3 +117,45 @@ def test_strict_outputs_comes_from_the_block_or_the_environment() -> None:
     assert CmfConfig().to_settings(environ={}).strict_outputs is False
     assert CmfConfig(strict_outputs=True).to_settings(environ={}).strict_outputs is True
     assert CmfConfig().to_settings(environ={"CMF_STRICT_OUTPUTS": "1"}).strict_outputs is True
+
+
+def test_remote_inputs_and_reuse_round_trip_and_fall_back_to_the_environment(tmp_path: Path) -> None:
+    secret = "Rmt-pw-3f8a/61d2-never-shown"
+    CmfConfig(
+        remote="https://cmf@dvc.example/store",
+        remote_password=SecretStr(secret),
+        inputs="local",
+        reuse=True,
+    ).save("cmf-test-remote", overwrite=True)
+
+    loaded = CmfConfig.load("cmf-test-remote")
+    assert secret not in repr(loaded) and secret not in str(loaded.model_dump())
+    settings = loaded.to_settings(environ={"CMF_PROJECT_ROOT": str(tmp_path), "CMF_REMOTE": "/env/remote"})
+    # The block wins over the environment; the password lives in the URL only in memory.
+    assert settings.remote is not None and settings.remote.startswith("https://cmf:Rmt-pw-3f8a%2F61d2")
+    assert (settings.inputs, settings.reuse) == ("local", True)
+    assert secret not in repr(settings) and "Rmt-pw" not in repr(settings)
+
+    # Empty fields: the environment, then the project file, then the defaults.
+    (tmp_path / "cmf-orchestrate.toml").write_text('inputs = "local"\nreuse = true\n[remote]\nurl = "/file/remote"\n')
+    from_file = CmfConfig().to_settings(environ={"CMF_PROJECT_ROOT": str(tmp_path)})
+    assert (from_file.remote, from_file.inputs, from_file.reuse) == ("/file/remote", "local", True)
+    env = {"CMF_PROJECT_ROOT": str(tmp_path), "CMF_REMOTE": "/env/remote", "CMF_INPUTS": "recorded", "CMF_REUSE": "0"}
+    from_env = CmfConfig().to_settings(environ=env)
+    assert (from_env.remote, from_env.inputs, from_env.reuse) == ("/env/remote", "recorded", False)
+    assert CmfConfig(reuse=True, inputs="local").to_settings(environ=env).reuse is True
+    defaults = CmfConfig().to_settings(environ={"CMF_PROJECT_ROOT": str(tmp_path / "none")})
+    assert (defaults.remote, defaults.inputs, defaults.reuse) == (None, "recorded", False)
+
+
+def test_a_password_inside_remote_is_refused_and_never_echoed() -> None:
+    secret = "Rmt-pw-a41c9e0b-never-shown"
+    with pytest.raises(ValidationError) as caught:
+        CmfConfig(remote=f"https://cmf:{secret}@dvc.example/store")
+    assert "remote_password" in str(caught.value)
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    with pytest.raises(ValidationError):
+        CmfConfig(inputs="mine")  # type: ignore[arg-type]
+    # A password with no user to go with.
+    with pytest.raises(ConfigError, match="remote_password"):
+        CmfConfig(remote="s3://bucket/cmf", remote_password=SecretStr(secret)).to_settings(environ={})
