@@ -1,8 +1,9 @@
 """The Python environment of this process, as an artifact.
 
 Like CMF, every execution takes the environment it ran in as an ``Environment`` input:
-a file listing the interpreter and every installed distribution, named after its md5,
-so an unchanged environment is one artifact.
+a file listing the interpreter and every installed distribution, named after its md5
+and written where CMF writes its own (``cmf_artifacts/python_env_<md5>.txt``), so an
+unchanged environment is one artifact.
 
 Describing the environment reads the metadata of every installed distribution, which
 costs a fresh process hundreds of milliseconds (seconds on a busy machine), and Airflow,
@@ -27,7 +28,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_DIR = ".cmf-orchestrate/environments"
+#: Where environment files are written, relative to the project root: CMF's folder for the
+#: files it writes, so an environment file is ``cmf_artifacts/python_env_<md5>.txt`` with
+#: either library.
+ENV_DIR = "cmf_artifacts"
 #: Where descriptions are remembered by fingerprint (DVC keeps ``.dvc/tmp`` out of git).
 INDEX_DIR = ".dvc/tmp/cmf-orchestrate/environments"
 

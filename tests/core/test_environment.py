@@ -95,4 +95,5 @@ def test_a_fresh_process_in_a_known_environment_does_not_describe_it(project: Pa
     first = fresh()
     assert first[1] == "True"
     assert fresh() == (first[0], "False")
-    assert (project / _environment.ENV_DIR / f"python_env_{first[0]}.txt").is_file()
+    # Where CMF writes its own environment file.
+    assert (project / "cmf_artifacts" / f"python_env_{first[0]}.txt").is_file()

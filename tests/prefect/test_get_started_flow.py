@@ -77,7 +77,7 @@ def test_get_started_flow_end_to_end(project: Project) -> None:
     # Short paths and md5s; the environment file once, above the table, not in every row.
     train_row = rows[str(by_stage["train"].execution.id)]
     assert f"`model/v1/rf.pkl` {model.md5[:8]}" in train_row and model.md5 not in markdown
-    assert ".cmf-orchestrate/environments" not in markdown and "Python environment `" in markdown
+    assert "cmf_artifacts/python_env_" not in markdown and "Python environment `" in markdown
     # Metric values (a list under the table, which the UI wraps), the store and the lineage command.
     listed = {line.split(" (")[0][2:]: line for line in markdown.splitlines() if line.startswith("- ")}
     assert f"oob_score={train_metrics.custom_properties['oob_score']:.4g}" in listed["train"]

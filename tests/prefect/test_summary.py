@@ -38,9 +38,7 @@ def _dataset(artifact_id: int, path: str) -> ArtifactRecord:
 
 
 def test_failed_retried_and_long_paths_stay_readable() -> None:
-    env = ArtifactRecord(
-        id=9, kind="Environment", name=f".cmf-orchestrate/environments/python_env_{MD5}.txt:{MD5}", uri=MD5
-    )
+    env = ArtifactRecord(id=9, kind="Environment", name=f"cmf_artifacts/python_env_{MD5}.txt:{MD5}", uri=MD5)
     deep = _dataset(3, "data/2026-01-02/features/very/deep/train|v2.csv")
     markdown = render(
         "brave-fox",
