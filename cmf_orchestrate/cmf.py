@@ -46,7 +46,7 @@ from cmf_orchestrate._cmf_functions import (
 )
 from cmf_orchestrate._logged import LoggedArtifact
 from cmf_orchestrate._proto import ArtifactView, ContextView, ExecutionView
-from cmf_orchestrate.errors import CmfError, InvalidArgumentError
+from cmf_orchestrate.errors import InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, check_reserved, json_safe
 from cmf_orchestrate.records import ArtifactKind, ArtifactRecord, ContextRecord, EventType, ExecutionState
 from cmf_orchestrate.run import TaskRun, _environment_draft, open_run
@@ -821,14 +821,31 @@ class Cmf:
         frame.index.names = ["Path"]
         frame.to_parquet(path)
 
-    def log_validation_output(self, version: str, custom_properties: Mapping[str, Any] | None = None) -> None:
-        """CMF's hook for validation results; not recorded here.
+    def log_validation_output(self, version: str, custom_properties: Mapping[str, Any] | None = None) -> LoggedArtifact:
+        """Record the version an execution validated against, as CMF does.
+
+        A ``Validation_output`` artifact named and identified by a new uuid, with the
+        ``version`` property, linked to the current execution by an ``INTERNAL_OUTPUT``
+        event: listed with the execution, never counted as data it produced.
+
+        Args:
+            version: The version validated (any text).
+            custom_properties: Properties of the validation output.
 
         Raises:
-            CmfError: Always: record validation results with :meth:`log_execution_metrics`.
+            InvalidArgumentError: No execution was created yet (CMF's library raises
+                ``ValueError`` too), or a property name is reserved.
         """
-        del version, custom_properties
-        raise CmfError("log_validation_output is not supported: record validation results with log_execution_metrics")
+        if self._run is None:
+            raise InvalidArgumentError(
+                "log_validation_output: no execution; create one with create_execution before calling it"
+            )
+        run = self._current()
+        values = {k: json_safe(_artifact_value(v)) for k, v in dict(custom_properties or {}).items()}
+        check_reserved(values, "log_validation_output custom_properties")
+        uri = str(uuid.uuid1())
+        draft = ArtifactDraft(ArtifactKind.VALIDATION_OUTPUT, uri, uri, {"version": str(version)}, values)
+        return run._queue(draft, EventType.INTERNAL_OUTPUT)
 
     class DataSlice:
         """A named subset of files, recorded as a ``Dataslice`` output: a parquet file indexed

@@ -541,4 +541,5 @@ def _id(record: ArtifactRecord) -> int:
 
 def _event_code(event_type: EventType) -> int:
     """ML Metadata's number of an event type."""
-    return {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4}.get(event_type, 0)
+    codes = {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4, EventType.INTERNAL_OUTPUT: 6}
+    return codes.get(event_type, 0)

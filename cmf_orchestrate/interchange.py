@@ -5,7 +5,8 @@ dict with ``"stages"``, each stage with ``"executions"``, each execution with
 ``"events"``, each event with its ``"artifact"``. Node dicts carry the keys CMF writes
 (``id``, ``name``, ``type``, ``properties``, ``custom_properties``,
 ``create_time_since_epoch``, ``last_update_time_since_epoch``, ``uri`` for artifacts);
-an event's ``type`` is ML Metadata's enum number (3 INPUT, 4 OUTPUT, 1 DECLARED_OUTPUT). Executions also
+an event's ``type`` is ML Metadata's enum number (3 INPUT, 4 OUTPUT, 1 DECLARED_OUTPUT,
+6 INTERNAL_OUTPUT for CMF's validation outputs). Executions also
 carry ``last_known_state`` and events ``artifact_id``/``execution_id``/
 ``milliseconds_since_epoch``, which CMF's readers ignore.
 
@@ -45,10 +46,12 @@ EVENT_INPUT = 3
 EVENT_OUTPUT = 4
 _DECLARED_INPUT = 2
 _DECLARED_OUTPUT = 1
+_INTERNAL_OUTPUT = 6
 _EVENT_CODES = {
     EventType.INPUT: EVENT_INPUT,
     EventType.OUTPUT: EVENT_OUTPUT,
     EventType.DECLARED_OUTPUT: _DECLARED_OUTPUT,
+    EventType.INTERNAL_OUTPUT: _INTERNAL_OUTPUT,
 }
 
 Progress = Callable[[int, int], None]
@@ -193,7 +196,11 @@ def _event_type(value: Any) -> EventType:
     # An output the attempt declared but did not write stays so: it names no producer.
     if value in (_DECLARED_OUTPUT, "DECLARED_OUTPUT"):
         return EventType.DECLARED_OUTPUT
-    raise InvalidArgumentError(f"unknown event type {value!r} (expected 3/INPUT, 4/OUTPUT or 1/DECLARED_OUTPUT)")
+    if value in (_INTERNAL_OUTPUT, "INTERNAL_OUTPUT"):
+        return EventType.INTERNAL_OUTPUT
+    raise InvalidArgumentError(
+        f"unknown event type {value!r} (expected 3/INPUT, 4/OUTPUT, 1/DECLARED_OUTPUT or 6/INTERNAL_OUTPUT)"
+    )
 
 
 def _kind(value: Any) -> ArtifactKind:

@@ -51,6 +51,8 @@ class ArtifactKind(StrEnum):
     DATASLICE = "Dataslice"
     ENVIRONMENT = "Environment"
     LABEL = "Label"
+    #: A version string an execution validated against (``Cmf.log_validation_output``).
+    VALIDATION_OUTPUT = "Validation_output"
 
 
 class ExecutionState(StrEnum):
@@ -72,6 +74,9 @@ class EventType(StrEnum):
     OUTPUT = "OUTPUT"
     #: An output the attempt declared but did not write: never counted as produced.
     DECLARED_OUTPUT = "DECLARED_OUTPUT"
+    #: An output kept within the execution (CMF's validation output): listed with the
+    #: execution, never counted as produced data, so lineage does not pass through it.
+    INTERNAL_OUTPUT = "INTERNAL_OUTPUT"
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,8 @@ def artifact_path(artifact: ArtifactRecord) -> str:
     name = artifact.properties.get("metrics_name")
     if artifact.kind == "Metrics" and name and not artifact.path.endswith((".json", ".csv", ".yaml", ".txt")):
         return metrics_set_name(name)
+    if artifact.kind == "Validation_output":  # named by a uuid; the version validated is what tells it apart
+        return f"version {artifact.properties.get('version', '')}"
     return artifact.path
 
 
@@ -375,10 +377,15 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
     artifacts = {a.id: a for a in store.artifacts_by_id({e.artifact_id for e in events})}
     inputs = [artifacts[e.artifact_id] for e in events if e.type is EventType.INPUT and e.artifact_id in artifacts]
     outputs = [artifacts[e.artifact_id] for e in events if e.type is EventType.OUTPUT and e.artifact_id in artifacts]
+    # CMF's validation outputs: kept with the execution, not data it produced.
+    internal = [
+        artifacts[e.artifact_id] for e in events if e.type is EventType.INTERNAL_OUTPUT and e.artifact_id in artifacts
+    ]
     data = execution_dict(execution, stages)
     if state().json_mode:
         data["inputs"] = [artifact_dict(a) for a in inputs]
         data["outputs"] = [artifact_dict(a) for a in outputs]
+        data["internal_outputs"] = [artifact_dict(a) for a in internal]
         emit_json(data)
         return
     summary = {
@@ -409,6 +416,7 @@ def _show_execution(store: MetadataStore, execution: ExecutionRecord) -> None:
         emit_mapping("Orchestration facts", facts)
     rows = [("input", a.kind, artifact_path(a), a.md5) for a in inputs]
     rows += [("output", a.kind, artifact_path(a), a.md5) for a in outputs]
+    rows += [("internal output", a.kind, artifact_path(a), a.md5) for a in internal]
     emit_table("Artifacts", ("event", "type", "path", "md5"), rows, section=True, fit={"path": "middle", "md5": "hash"})
 
 
@@ -422,12 +430,18 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
     consumers = [
         executions[ev.execution_id] for ev in events if ev.type is EventType.INPUT and ev.execution_id in executions
     ]
+    recorders = [
+        executions[ev.execution_id]
+        for ev in events
+        if ev.type is EventType.INTERNAL_OUTPUT and ev.execution_id in executions
+    ]
     versions = [a for a in store.artifacts(name_prefix=artifact.path + ":") if a.path == artifact.path]
     versions.sort(key=lambda a: (a.create_time_ms, a.id), reverse=True)
     if state().json_mode:
         data = artifact_dict(artifact)
         data["produced_by"] = [execution_dict(e, stages) for e in producers]
         data["consumed_by"] = [execution_dict(e, stages) for e in consumers]
+        data["recorded_by"] = [execution_dict(e, stages) for e in recorders]
         data["versions"] = [{"id": a.id, "md5": a.md5, "create_time": iso_ms(a.create_time_ms)} for a in versions]
         emit_json(data)
         return
@@ -452,7 +466,9 @@ def _show_artifact(store: MetadataStore, artifact: ArtifactRecord) -> None:
     emit_table(
         "Executions",
         ("role", "id", "pipeline", "stage", "state", "started"),
-        [row("produced by", e) for e in producers] + [row("consumed by", e) for e in consumers],
+        [row("produced by", e) for e in producers]
+        + [row("consumed by", e) for e in consumers]
+        + [row("recorded by", e) for e in recorders],
         section=True,
         fit={"started": "time"},
     )

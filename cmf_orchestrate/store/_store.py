@@ -89,6 +89,7 @@ ARTIFACT_TYPE_PROPERTIES: dict[ArtifactKind, dict[str, int]] = {
     ArtifactKind.DATASLICE: {"git_repo": _S, "Commit": _S, "url": _S},
     ArtifactKind.ENVIRONMENT: {"git_repo": _S, "Commit": _S, "url": _S},
     ArtifactKind.LABEL: {"git_repo": _S, "Commit": _S, "url": _S},
+    ArtifactKind.VALIDATION_OUTPUT: {"version": _S},
 }
 _STORE_CONTEXT_TYPE = "cmf_orchestrate.Store"
 _CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
@@ -100,8 +101,14 @@ _CONTEXT_TYPE_PROPERTIES: dict[str, dict[str, int]] = {
 # ML Metadata's enum values as stored.
 _STATE_CODES = s.EXECUTION_STATE_CODES
 _CODE_STATES = {v: k for k, v in _STATE_CODES.items()}
-_EVENT_CODES = {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4}
-_CODE_EVENTS = {1: EventType.DECLARED_OUTPUT, 2: EventType.INPUT, 3: EventType.INPUT, 4: EventType.OUTPUT}
+_EVENT_CODES = {EventType.DECLARED_OUTPUT: 1, EventType.INPUT: 3, EventType.OUTPUT: 4, EventType.INTERNAL_OUTPUT: 6}
+_CODE_EVENTS = {
+    1: EventType.DECLARED_OUTPUT,
+    2: EventType.INPUT,
+    3: EventType.INPUT,
+    4: EventType.OUTPUT,
+    6: EventType.INTERNAL_OUTPUT,
+}
 
 _PAGE = 1000
 _CHUNK = 500

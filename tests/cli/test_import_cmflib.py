@@ -86,6 +86,7 @@ def test_import_of_a_cmflib_dump(cmflib_dump: Path, run_cli: Any, tmp_path: Path
         "Metrics",
         "Model",
         "Step_Metrics",
+        "Validation_output",
     ]
     counts = (len(query.store.executions()), len(query.store.artifacts()), query.store.count("events"))
     again = run_cli(tmp_path, "import", str(cmflib_dump), "--json")

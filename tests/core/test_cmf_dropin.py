@@ -306,3 +306,43 @@ def test_cmfquery_without_pandas_says_what_to_install(project: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "pandas", None)  # an import of pandas now fails
     with pytest.raises(cmf_orchestrate.ConfigError, match="pip install pandas"):
         CmfQuery("mlmd")
+
+
+def test_validation_output_is_an_internal_output_of_the_execution(project: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cmf_orchestrate.cli import cli
+    from cmf_orchestrate.interchange import export_document
+    from cmf_orchestrate.records import EventType
+
+    writer = Cmf(filepath="mlmd", pipeline_name="demo")
+    with pytest.raises(ValueError, match="create_execution"):  # as in CMF: no implicit execution here
+        writer.log_validation_output("v1")
+    writer.create_context("check")
+    execution = writer.create_execution("check")
+    logged = writer.log_validation_output("v1.2", {"passed": True, "score": 0.75, "note": "ok"})
+    assert logged.type == "Validation_output" and logged.name == logged.uri and len(logged.uri) == 36
+    assert logged.properties["version"].string_value == "v1.2"
+    assert logged.custom_properties["passed"].int_value == 1
+    assert logged.custom_properties["score"].double_value == 0.75
+    assert logged.custom_properties["note"].string_value == "ok"
+    writer.finalize()
+    [event] = [e for e in writer.store.events_of_executions([execution.id]) if e.artifact_id == logged.id]
+    assert event.type is EventType.INTERNAL_OUTPUT
+    # Listed with the execution, but not as data it produced.
+    query = CmfQuery("mlmd")
+    rows = query.get_all_artifacts_for_execution(execution.id)
+    assert rows[rows["type"] == "Validation_output"]["event"].tolist() == ["OUTPUT"]  # as CMF's reader says
+    assert query.get_all_executions_for_artifact_id(logged.id)["Type"].tolist() == ["OUTPUT"]
+    assert writer.store.snapshot(execution.id).outputs == ()
+    document = export_document(writer.store)
+    events = document["Pipeline"][0]["stages"][0]["executions"][0]["events"]
+    assert [e["type"] for e in events if e["artifact"]["type"] == "Validation_output"] == [6]
+    shown = CliRunner().invoke(cli, ["show", str(execution.id), "--json"])
+    assert shown.exit_code == 0, shown.output
+    [internal] = json.loads(shown.output)["internal_outputs"]
+    assert internal["id"] == logged.id and json.loads(shown.output)["outputs"] == []
+    table = CliRunner().invoke(cli, ["show", str(execution.id)])
+    assert "internal output" in table.output and "version v1.2" in table.output

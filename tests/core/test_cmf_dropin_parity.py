@@ -60,6 +60,7 @@ ds.add_data("data/sl/f1.csv", {"k": "v"})
 ds.add_data("data/sl/f2.csv")
 ds.commit({"p": 1})
 w.log_execution_metrics("eval", {"auc": 0.9})
+w.log_validation_output("v1.2", {"passed": 1, "score": 0.75, "note": "ok"})
 w.finalize()
 """,
 }
@@ -326,4 +327,7 @@ def test_cmf_scripts_leave_cmf_layout_on_disk(stores: dict[str, Path]) -> None:
         metrics = list(root.glob("cmf_artifacts/*/metrics/training"))
         slices = list(root.glob("cmf_artifacts/*/dataslice/slice-a"))
         assert len(metrics) == 1 and len(slices) == 1, root
+        # One environment (the same interpreter ran every script) in CMF's folder and name.
+        environments = list(root.glob("cmf_artifacts/python_env_*.txt"))
+        assert len(environments) == 1 and re.fullmatch(r"python_env_[0-9a-f]{32}\.txt", environments[0].name), root
     assert re.fullmatch(r"[0-9a-f-]{36}", metrics[0].parent.parent.name)
