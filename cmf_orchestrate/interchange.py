@@ -33,8 +33,10 @@ from cmf_orchestrate.records import (
 )
 from cmf_orchestrate.store import (
     PIPELINE_CONTEXT_TYPE,
+    STAGE_CONTEXT_TYPE,
     ArtifactDraft,
     MetadataStore,
+    restore_times,
 )
 
 __all__ = ["EVENT_INPUT", "EVENT_OUTPUT", "ImportReport", "export_document", "import_document", "summarize"]
@@ -351,8 +353,12 @@ def import_document(
     Executions already present (same ``Execution_uuid``; same type and name when a
     document has no uuids) are skipped; artifacts already present (same type and md5)
     are reused. The whole document is written in one transaction, after it was checked
-    completely: all of it is recorded, or none of it. Executions keep the creation and
-    update times the document gives.
+    completely: all of it is recorded, or none of it. Executions, artifacts and the
+    contexts the import creates keep the creation and update times the document gives;
+    events keep their ``milliseconds_since_epoch``. CMF's own dumps give events no time:
+    such an event takes its artifact's creation time, within its execution's lifetime
+    (an output CMF created with the event gets the event's own time, an older input
+    its execution's start).
 
     Args:
         store: The store to write.
@@ -366,85 +372,113 @@ def import_document(
     pipelines = _validate(document)
 
     def body() -> ImportReport:
-        existing = store.executions()
-        known_uuids = {e.uuid for e in existing if e.uuid}
-        known_names = {(e.type, e.name) for e in existing}
-        artifacts = _ArtifactIndex(store)
-        total = sum(len(s.get("executions", [])) for p in pipelines for s in p.get("stages", []))
-        done = added = skipped = events = stages = 0
+        importer = _Importer(store, pipelines, progress)
         for pipeline in pipelines:
-            parent = store.pipeline_context(str(pipeline["name"]), pipeline.get("custom_properties") or None)
-            for stage in pipeline.get("stages", []):
-                stages += 1
-                full = str(stage["name"])
-                short = full[len(parent.name) + 1 :] if full.startswith(parent.name + "/") else full
-                context = store.stage_context(parent, short, stage.get("custom_properties") or None)
-                for execution in stage.get("executions", []):
-                    done += 1
-                    properties = dict(execution.get("properties") or {})
-                    uuid = str(properties.get("Execution_uuid") or "")
-                    type_name = str(execution["type"])
-                    name = str(execution.get("name") or "")
-                    if (uuid and uuid in known_uuids) or (not uuid and (type_name, name) in known_names):
-                        skipped += 1
-                        if progress is not None:
-                            progress(done, total)
-                        continue
-                    if name and (type_name, name) in known_names:
-                        name = f"{name}:{uuid}"  # a different run under a clashing name: keep both
-                    properties.update(
-                        {"Context_ID": context.id, "Pipeline_id": parent.id, "Pipeline_Type": parent.name}
-                    )
-                    drafts: list[tuple[ArtifactDraft, EventType]] = []
-                    for event in execution.get("events", []):
-                        artifact = event["artifact"]
-                        kind = _kind(artifact["type"])
-                        uri = str(artifact.get("uri") or "")
-                        artifact_name = artifacts.name_for(kind, uri, str(artifact["name"]))
-                        drafts.append(
-                            (
-                                ArtifactDraft(
-                                    kind,
-                                    artifact_name,
-                                    uri,
-                                    dict(artifact.get("properties") or {}),
-                                    dict(artifact.get("custom_properties") or {}),
-                                    _times(artifact),
-                                ),
-                                _event_type(event["type"]),
-                            )
-                        )
-                    record, _ = store.write_execution(
-                        execution_id=None,
-                        type_name=type_name,
-                        name=name or None,
-                        state=_state(execution.get("last_known_state")),
-                        properties=properties,
-                        custom_properties=dict(execution.get("custom_properties") or {}),
-                        stage=context,
-                        artifacts=drafts,
-                        times_ms=_times(execution),
-                    )
-                    logger.debug("imported execution %s as %s", uuid or name, record.id)
-                    if uuid:
-                        known_uuids.add(uuid)
-                    known_names.add((type_name, record.name))
-                    added += 1
-                    events += len(drafts)
-                    if progress is not None:
-                        progress(done, total)
-        return ImportReport(
-            pipelines=len(pipelines),
-            stages=stages,
-            executions_added=added,
-            executions_skipped=skipped,
-            artifacts_added=artifacts.added,
-            artifacts_reused=artifacts.reused,
-            events=events,
-        )
+            importer.pipeline(pipeline)
+        return importer.finish()
 
     # The whole document, or nothing of it.
     return store.in_transaction("importing a document", body)
+
+
+class _Importer:
+    """One document's import, inside the caller's transaction."""
+
+    def __init__(self, store: MetadataStore, pipelines: Sequence[Mapping[str, Any]], progress: Progress | None) -> None:
+        self.store = store
+        self.pipelines = pipelines
+        self.progress = progress
+        existing = store.executions()
+        self.known_uuids = {e.uuid for e in existing if e.uuid}
+        self.known_names = {(e.type, e.name) for e in existing}
+        self.artifacts = _ArtifactIndex(store)
+        self.total = sum(len(s.get("executions", [])) for p in pipelines for s in p.get("stages", []))
+        self.done = self.added = self.skipped = self.events = self.stages = 0
+        self.context_times: dict[int, tuple[int, int]] = {}
+        self.event_times: list[tuple[int, int, EventType, int]] = []
+
+    def pipeline(self, pipeline: Mapping[str, Any]) -> None:
+        name = str(pipeline["name"])
+        before = self.store.context(PIPELINE_CONTEXT_TYPE, name)
+        parent = self.store.pipeline_context(name, _new_values(before, pipeline))
+        self._created(before, parent, pipeline)
+        for stage in pipeline.get("stages", []):
+            self.stages += 1
+            full = str(stage["name"])
+            short = full[len(parent.name) + 1 :] if full.startswith(parent.name + "/") else full
+            before = self.store.context(STAGE_CONTEXT_TYPE, f"{parent.name}/{short}")
+            context = self.store.stage_context(parent, short, _new_values(before, stage))
+            self._created(before, context, stage)
+            for execution in stage.get("executions", []):
+                self.done += 1
+                self.execution(parent, context, execution)
+                if self.progress is not None:
+                    self.progress(self.done, self.total)
+
+    def _created(self, before: ContextRecord | None, context: ContextRecord, node: Mapping[str, Any]) -> None:
+        """A context this import created keeps the document's times; one already there keeps its own."""
+        times = _times(node)
+        if before is None and times is not None:
+            self.context_times[context.id] = times
+
+    def execution(self, parent: ContextRecord, context: ContextRecord, execution: Mapping[str, Any]) -> None:
+        properties = dict(execution.get("properties") or {})
+        uuid = str(properties.get("Execution_uuid") or "")
+        type_name = str(execution["type"])
+        name = str(execution.get("name") or "")
+        if (uuid and uuid in self.known_uuids) or (not uuid and (type_name, name) in self.known_names):
+            self.skipped += 1
+            return
+        if name and (type_name, name) in self.known_names:
+            name = f"{name}:{uuid}"  # a different run under a clashing name: keep both
+        properties.update({"Context_ID": context.id, "Pipeline_id": parent.id, "Pipeline_Type": parent.name})
+        events = list(execution.get("events", []))
+        drafts = [(self._draft(event["artifact"]), _event_type(event["type"])) for event in events]
+        record, recorded = self.store.write_execution(
+            execution_id=None,
+            type_name=type_name,
+            name=name or None,
+            state=_state(execution.get("last_known_state")),
+            properties=properties,
+            custom_properties=dict(execution.get("custom_properties") or {}),
+            stage=context,
+            artifacts=drafts,
+            times_ms=_times(execution),
+        )
+        logger.debug("imported execution %s as %s", uuid or name, record.id)
+        for event, artifact, (_, event_type) in zip(events, recorded, drafts, strict=True):
+            when = _event_time(event, execution)
+            if when is not None:
+                self.event_times.append((record.id, artifact.id, event_type, when))
+        if uuid:
+            self.known_uuids.add(uuid)
+        self.known_names.add((type_name, record.name))
+        self.added += 1
+        self.events += len(drafts)
+
+    def _draft(self, artifact: Mapping[str, Any]) -> ArtifactDraft:
+        kind = _kind(artifact["type"])
+        uri = str(artifact.get("uri") or "")
+        return ArtifactDraft(
+            kind,
+            self.artifacts.name_for(kind, uri, str(artifact["name"])),
+            uri,
+            dict(artifact.get("properties") or {}),
+            dict(artifact.get("custom_properties") or {}),
+            _times(artifact),
+        )
+
+    def finish(self) -> ImportReport:
+        restore_times(self.store, contexts=self.context_times, events=_first_per_event(self.event_times))
+        return ImportReport(
+            pipelines=len(self.pipelines),
+            stages=self.stages,
+            executions_added=self.added,
+            executions_skipped=self.skipped,
+            artifacts_added=self.artifacts.added,
+            artifacts_reused=self.artifacts.reused,
+            events=self.events,
+        )
 
 
 def _times(node: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -456,6 +490,43 @@ def _times(node: Mapping[str, Any]) -> tuple[int, int] | None:
     if isinstance(updated, int) and not isinstance(updated, bool) and updated >= created:
         return created, updated
     return created, created
+
+
+def _new_values(context: ContextRecord | None, node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The custom properties a context is to get, or None when it holds them all already
+    (writing them again would stamp it as updated by an import that changed nothing)."""
+    given = dict(node.get("custom_properties") or {})
+    if not given:
+        return None
+    if context is not None and all(context.custom_properties.get(k) == v for k, v in given.items()):
+        return None
+    return given
+
+
+def _event_time(event: Mapping[str, Any], execution: Mapping[str, Any]) -> int | None:
+    """When an event happened: its recorded time, else its artifact's creation time kept
+    within its execution's lifetime; None when the document tells nothing."""
+    given = event.get("milliseconds_since_epoch")
+    if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+        return given
+    lifetime = _times(execution)
+    artifact = event.get("artifact")
+    created = _times(artifact) if isinstance(artifact, Mapping) else None
+    if lifetime is None:
+        return None if created is None else created[0]
+    if created is None:
+        return lifetime[0]
+    return min(max(created[0], lifetime[0]), lifetime[1])
+
+
+def _first_per_event(
+    events: Sequence[tuple[int, int, EventType, int]],
+) -> list[tuple[int, int, EventType, int]]:
+    """One time per stored event: the same artifact logged twice in one direction is one event."""
+    first: dict[tuple[int, int, EventType], int] = {}
+    for execution_id, artifact_id, event_type, when in events:
+        first.setdefault((execution_id, artifact_id, event_type), when)
+    return [(e, a, t, ms) for (e, a, t), ms in first.items()]
 
 
 def summarize(document: Mapping[str, Any]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from cmf_orchestrate.store._store import (
     MetadataStore,
     open_store,
 )
+from cmf_orchestrate.store._times import restore_times
 
 __all__ = [
     "ARTIFACT_TYPE_PROPERTIES",
@@ -26,4 +27,5 @@ __all__ = [
     "MetadataStore",
     "init_store",
     "open_store",
+    "restore_times",
 ]

@@ -149,3 +149,92 @@ def test_a_store_failure_mid_document_leaves_nothing(
     # The same store takes the document afterwards, whole.
     report = import_document(store, _document(cmflib_dump))
     assert report.executions_added == 3 and len(store.executions()) == 3
+
+
+def _within(artifact_ms: int, execution: dict[str, Any]) -> int:
+    return min(max(artifact_ms, execution["create_time_since_epoch"]), execution["last_update_time_since_epoch"])
+
+
+def test_contexts_and_events_keep_their_times(cmflib_dump: Path, tmp_path: Path) -> None:
+    from cmf_orchestrate.interchange import import_document
+    from cmf_orchestrate.records import EventType
+    from cmf_orchestrate.store import open_store
+
+    document = _document(cmflib_dump)
+    [pipeline] = document["Pipeline"]
+    store = open_store(CmfSettings(store="mlmd", project_root=tmp_path / "a").location)
+    import_document(store, document)
+    [parent] = store.contexts_of_type("Parent_Context")
+    assert (parent.create_time_ms, parent.update_time_ms) == (
+        pipeline["create_time_since_epoch"],
+        pipeline["last_update_time_since_epoch"],
+    )
+    internal = 0
+    for stage in pipeline["stages"]:
+        context = store.context("Pipeline_Stage", stage["name"])
+        assert context is not None
+        assert (context.create_time_ms, context.update_time_ms) == (
+            stage["create_time_since_epoch"],
+            stage["last_update_time_since_epoch"],
+        )
+        [execution] = stage["executions"]
+        [record] = store.executions_in_context(context.id)
+        events = store.events_of_executions([record.id])
+        assert len(events) == len({(ev["artifact"]["name"], ev["type"]) for ev in execution["events"]})
+        artifacts = {a.id: a for a in store.artifacts_by_id(e.artifact_id for e in events)}
+        # CMF's dumps give events no time: each takes its artifact's creation time, within
+        # the execution's lifetime; never the time of the import.
+        assert not any("milliseconds_since_epoch" in ev for ev in execution["events"])
+        for event in events:
+            assert event.time_ms == _within(artifacts[event.artifact_id].create_time_ms, execution)
+            internal += event.type is EventType.INTERNAL_OUTPUT
+    assert internal == 1  # the validation output
+
+    # A document giving event times (our export does) keeps them as they are.
+    for n, event in enumerate(ev for s in pipeline["stages"] for e in s["executions"] for ev in e["events"]):
+        event["milliseconds_since_epoch"] = 1_600_000_000_000 + n
+    other = open_store(CmfSettings(store="mlmd", project_root=tmp_path / "b").location)
+    import_document(other, document)
+    times = sorted(e.time_ms for e in other.events_of_executions(e.id for e in other.executions()))
+    assert times == [1_600_000_000_000 + n for n in range(len(times))]
+
+
+def test_contexts_already_in_the_store_keep_their_own_times(cmflib_dump: Path, tmp_path: Path) -> None:
+    from cmf_orchestrate.interchange import import_document
+    from cmf_orchestrate.store import open_store
+
+    store = open_store(CmfSettings(store="mlmd", project_root=tmp_path).location)
+    before = store.pipeline_context("demo")
+    import_document(store, _document(cmflib_dump))
+    [after] = store.contexts_of_type("Parent_Context")
+    assert (after.create_time_ms, after.update_time_ms) == (before.create_time_ms, before.update_time_ms)
+
+
+def _comparable(document: dict[str, Any]) -> Any:
+    """A document with the ids each store assigns left out."""
+    ids = {"id", "artifact_id", "execution_id", "Context_ID", "Pipeline_id"}
+    if isinstance(document, dict):
+        return {k: _comparable(v) for k, v in document.items() if k not in ids}
+    if isinstance(document, list):
+        return [_comparable(v) for v in document]
+    return document
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_import_into_a_database_server_reads_back_as_on_sqlite(
+    cmflib_dump: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    from cmf_orchestrate.interchange import export_document, import_document
+    from cmf_orchestrate.store import open_store
+
+    url = str(request.getfixturevalue("postgres_url" if backend == "postgresql" else "mysql_url"))
+    sqlite = open_store(CmfSettings(store="mlmd", project_root=tmp_path).location)
+    server = open_store(CmfSettings(store=url, project_root=tmp_path).location)
+    for store in (sqlite, server):
+        report = import_document(store, _document(cmflib_dump))
+        assert report.executions_added == 3
+    assert server.count("events") == sqlite.count("events")
+    assert _comparable(export_document(server)) == _comparable(export_document(sqlite))
+    # Again: nothing added, on either.
+    assert import_document(server, _document(cmflib_dump)).executions_added == 0
+    assert _comparable(export_document(server)) == _comparable(export_document(sqlite))
