@@ -55,6 +55,7 @@ __all__ = [
     "TaskDecorator",
     "config_flag",
     "config_value",
+    "configured_executors",
     "mask_secret",
     "task_decorator_factory",
 ]
@@ -82,6 +83,22 @@ def config_value(section: str, key: str, fallback: str) -> str:
         return str(_conf.get(section, key, fallback=fallback))
     except AirflowConfigException:
         return fallback
+
+
+def configured_executors() -> list[str]:
+    """Class names of the executors ``[core] executor`` names, in order.
+
+    Airflow 2.10 and later take a comma-separated list; an entry is a core executor's name
+    (``CeleryExecutor``), a module path (``my.module.MyExecutor``) or ``alias:module.path``,
+    and Airflow 3.1 and later prefix a team's list with ``team=`` and separate teams by ``;``.
+    """
+    names: list[str] = []
+    for team in config_value("core", "executor", "").split(";"):
+        for entry in team.rpartition("=")[2].split(","):
+            name = entry.rpartition(":")[2].strip().rpartition(".")[2]
+            if name:
+                names.append(name)
+    return names
 
 
 def config_flag(section: str, key: str, fallback: bool) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import threading
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cmf_orchestrate.airflow._compat import AirflowNotFoundException, config_value
+from cmf_orchestrate.airflow._compat import AirflowNotFoundException, config_value, configured_executors
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
 from cmf_orchestrate.errors import InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
@@ -70,12 +72,45 @@ def is_templated(path: str) -> bool:
     return "{{" in path or "{%" in path
 
 
+#: Executors whose workers run on machines (or in pods) of their own, each with its own files.
+DISTRIBUTED_EXECUTORS = frozenset(
+    {"CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor", "LocalKubernetesExecutor", "EdgeExecutor"}
+)
+_warned_lock = threading.Lock()
+_warned_in: int | None = None  # the id of the process that gave the warning
+
+
+def warn_if_store_not_shared(settings: CmfSettings) -> None:
+    """Warn, once per process, that a SQLite store is not shared by distributed workers.
+
+    Under Celery, Kubernetes or Edge workers every worker opens its own copy of the file,
+    so the metadata of one run ends up scattered over the workers' disks.
+    """
+    global _warned_in  # noqa: PLW0603 - one warning per process, by design
+    if settings.location.backend != "sqlite":
+        return
+    executor = next((name for name in configured_executors() if name in DISTRIBUTED_EXECUTORS), None)
+    if executor is None:
+        return
+    with _warned_lock:
+        if _warned_in == os.getpid():
+            return
+        _warned_in = os.getpid()
+    log.warning(
+        "CMF: the metadata store %s is a SQLite file, which %s does not share between its workers: each "
+        "worker records into its own file; use a PostgreSQL or MySQL store (the `store` setting)",
+        settings.location.path,
+        executor,
+    )
+
+
 def resolve_settings(conn_id: str | None) -> CmfSettings:
     """The settings for a task run.
 
     ``conn_id=None`` uses the connection named by ``[cmf] conn_id`` (``cmf_default``)
     when it exists and the environment otherwise; an explicit id must name an existing
-    connection.
+    connection. A SQLite store under an executor whose workers do not share files logs a
+    warning (:func:`warn_if_store_not_shared`).
 
     Raises:
         ConfigError: The connection is invalid.
@@ -87,12 +122,14 @@ def resolve_settings(conn_id: str | None) -> CmfSettings:
     default = config_value("cmf", "conn_id", DEFAULT_CONN_ID) or DEFAULT_CONN_ID
     hook = CmfHook(conn_id or default)
     try:
-        return hook.get_settings()
+        settings = hook.get_settings()
     except AirflowNotFoundException:
         if conn_id is not None:
             raise
-    log.debug("no %r connection; CMF settings from the environment", default)
-    return CmfSettings.from_env()
+        log.debug("no %r connection; CMF settings from the environment", default)
+        settings = CmfSettings.from_env()
+    warn_if_store_not_shared(settings)
+    return settings
 
 
 def render_failure_reason(field: str, error: BaseException, context: Mapping[str, Any]) -> str:
