@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 PYTHON_PREFECT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
 UV := $(PYTHON) -m uv
 # Installed with bytecode, as pip installs a wheel: first runs then cost what users see.
-SYNC := $(UV) sync --frozen --compile-bytecode --group dev --extra examples --extra postgresql --extra mysql
+SYNC := $(UV) sync --frozen --compile-bytecode --group dev --extra examples --extra postgresql --extra mysql --extra s3
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GLOG_minloglevel := 2
@@ -25,11 +25,11 @@ uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 
 .venv-airflow/.synced: pyproject.toml uv.lock | uv
-	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --python $(PYTHON) --extra airflow
+	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --python $(PYTHON) --extra airflow --group airflow-dist
 	@touch $@
 
 .venv-prefect/.synced: pyproject.toml uv.lock | uv
-	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --python $(PYTHON_PREFECT) --extra prefect
+	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --python $(PYTHON_PREFECT) --extra prefect --group prefect-dist
 	@touch $@
 
 venvs: .venv-airflow/.synced .venv-prefect/.synced
