@@ -66,7 +66,7 @@ class ResultCodec(Protocol):
 
 
 class _JsonCodec:
-    """JSON, for values JSON gives back unchanged (the default of the seed API and tests)."""
+    """JSON, for values JSON gives back unchanged: readable by every orchestrator."""
 
     name = "json"
 
@@ -101,12 +101,20 @@ class ReuseRequest:
 
 @dataclass
 class Plan:
-    """Reuse for one attempt: its key and how its return value is kept."""
+    """Reuse for one attempt: its key and how its return value is kept.
+
+    A return value is kept with the first codec that takes it: JSON when JSON gives it
+    back unchanged (so plain values cross orchestrators), else the orchestrator's own.
+    """
 
     key: str
     parts: Mapping[str, Any]
-    codec: ResultCodec
+    codecs: tuple[ResultCodec, ...]
     result: Any = None
+
+    def codec(self, name: str) -> ResultCodec | None:
+        """The codec of that name, if this attempt has it."""
+        return next((c for c in self.codecs if c.name == name), None)
 
 
 # -- the key ---------------------------------------------------------------------------------
@@ -247,7 +255,8 @@ def plan(
         )
         return None
     key, parts = key_parts(input_md5s, parameters, code, code_environment(func))
-    found = Plan(key, parts, request.codec or DEFAULT_CODEC)
+    own = (request.codec,) if request.codec is not None and request.codec.name != DEFAULT_CODEC.name else ()
+    found = Plan(key, parts, (DEFAULT_CODEC, *own))
     custom.update(opening_facts(found))
     return found
 
@@ -265,23 +274,28 @@ def closing_facts(run: TaskRun, reuse: Plan, output_md5s: Sequence[str]) -> tupl
     result: dict[str, str] | None = None
     extra: list[str] = []
     if reuse.result is not None:
-        try:
-            data = reuse.codec.dumps(reuse.result)
-        except Exception as exc:  # noqa: BLE001 - a serializer raises whatever the value makes it raise
+        errors: list[str] = []
+        for codec in reuse.codecs:
+            try:
+                data = codec.dumps(reuse.result)
+            except Exception as exc:  # noqa: BLE001 - a serializer raises whatever the value makes it raise
+                errors.append(f"{codec.name}: {exc}")
+                continue
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            run.versioner.store_object(md5, data)
+            result = {"md5": md5, "codec": codec.name}
+            extra.append(md5)
+            break
+        else:
             _once(
                 "result",
                 run.stage.name,
-                "reuse is off for %s: its return value (%s) cannot be persisted with %s: %s",
+                "reuse is off for %s: its return value (%s) cannot be persisted (%s)",
                 run.stage.name,
                 type(reuse.result).__name__,
-                reuse.codec.name,
-                exc,
+                "; ".join(errors),
             )
             return {}, []
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        run.versioner.store_object(md5, data)
-        result = {"md5": md5, "codec": reuse.codec.name}
-        extra.append(md5)
     facts = {_OUTPUTS: _canonical({"outputs": list(output_md5s), "result": result})}
     return facts, extra
 
@@ -315,8 +329,9 @@ def find(run: TaskRun, reuse: Plan) -> tuple[ExecutionRecord, dict[str, Any]] | 
             declared = len(run.info.outputs)
             why.append(f"execution {candidate.id} declared {len(outputs)} outputs, this attempt {declared}")
             continue
-        if result is not None and result["codec"] != reuse.codec.name:
-            why.append(f"execution {candidate.id} kept its return value as {result['codec']}, not {reuse.codec.name}")
+        if result is not None and reuse.codec(result["codec"]) is None:
+            known = ", ".join(c.name for c in reuse.codecs)
+            why.append(f"execution {candidate.id} kept its return value as {result['codec']}, not as {known}")
             continue
         needed = [*outputs, *([result["md5"]] if result else [])]
         absent = [m for m in needed if not in_cache(run.versioner.root, m)]
@@ -357,7 +372,9 @@ def restore(run: TaskRun, kept: Mapping[str, Any], reuse: Plan) -> Any:
         checkout(root, spec.path, md5)
     if not result:
         return None
-    return reuse.codec.loads(run.versioner.read_object(result["md5"]))
+    codec = reuse.codec(result["codec"])
+    assert codec is not None  # checked by find()
+    return codec.loads(run.versioner.read_object(result["md5"]))
 
 
 def explain(store: Any, execution: ExecutionRecord) -> list[str]:

@@ -13,7 +13,9 @@ calls ``render_template_fields`` on the unmapped operator).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812 - a constant, named as one
 from airflow.providers.standard.operators.python import PythonOperator
@@ -109,3 +111,27 @@ def config_flag(section: str, key: str, fallback: bool) -> bool:
         return bool(_conf.getboolean(section, key, fallback=fallback))
     except (AirflowConfigException, ValueError):
         return fallback
+
+
+class XComCodec:
+    """A task's return value kept as Airflow keeps an XCom value: Airflow's serde, as JSON."""
+
+    name = "airflow-xcom"
+
+    def dumps(self, value: Any) -> bytes:
+        """The value as XCom's JSON; raises for a value XCom cannot hold."""
+        serialize, _ = _serde()
+        return json.dumps(serialize(value), sort_keys=True).encode()
+
+    def loads(self, data: bytes) -> Any:
+        """The value back, as a downstream task would read the XCom."""
+        _, deserialize = _serde()
+        return deserialize(json.loads(data))
+
+
+def _serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    try:  # Airflow 3.1 and later
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow 3.0
+        from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef,import-not-found,unused-ignore]
+    return serialize, deserialize

@@ -54,7 +54,7 @@ def cmf_task(
         python_callable: The decorated function (when used without parentheses).
         multiple_outputs: Unroll a returned dict into several XComs, as ``@task``.
         **kwargs: ``CmfOperator`` arguments: ``inputs``, ``outputs``, ``cmf_conn_id``,
-            ``pipeline``, and any ``BaseOperator`` argument (``retries``, ...).
+            ``pipeline``, ``reuse``, and any ``BaseOperator`` argument (``retries``, ...).
 
     Returns:
         The TaskFlow decorator.

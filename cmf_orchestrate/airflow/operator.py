@@ -8,7 +8,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cmf_orchestrate.airflow import _logs, _runinfo
-from cmf_orchestrate.airflow._compat import AirflowNotFoundException, Asset, AssetAlias, PythonOperator, config_flag
+from cmf_orchestrate.airflow._compat import (
+    AirflowNotFoundException,
+    Asset,
+    AssetAlias,
+    PythonOperator,
+    XComCodec,
+    config_flag,
+)
 from cmf_orchestrate.airflow.assets import cmf_asset
 from cmf_orchestrate.artifacts import ArtifactSpec
 from cmf_orchestrate.errors import CmfError
@@ -52,6 +59,10 @@ class CmfOperator(PythonOperator):
         cmf_conn_id: Airflow connection (type ``cmf``) holding the settings. Default:
             ``cmf_default`` when it exists, else the environment.
         pipeline: Pipeline name; default: the connection's, else the DAG id.
+        reuse: Reuse an earlier COMPLETE execution with the same declared inputs,
+            parameters, code and environment instead of calling the callable: its outputs
+            are checked out, its return value is pushed as this try's XCom and the try is
+            recorded CACHED. Default: the ``reuse`` setting.
         **kwargs: Everything ``PythonOperator`` accepts (``op_kwargs``, ``retries``, ...).
 
     Raises:
@@ -86,6 +97,7 @@ class CmfOperator(PythonOperator):
         outputs: Collection[ArtifactSpec | str] | None = None,
         cmf_conn_id: str | None = None,
         pipeline: str | None = None,
+        reuse: bool | None = None,
         **kwargs: Any,
     ) -> None:
         declared_inputs = _runinfo.declarations(inputs, "inputs")
@@ -98,6 +110,7 @@ class CmfOperator(PythonOperator):
         self.outputs: list[ArtifactSpec] = declared_outputs
         self.cmf_conn_id = cmf_conn_id
         self.pipeline = pipeline
+        self.reuse = reuse
         if any(_runinfo.is_templated(d.path) for d in declared_outputs):
             # A rendered path is known only at run time: its asset events go through an alias.
             self.outlets = [*self.outlets, AssetAlias(name=self._alias_name())]
@@ -184,8 +197,15 @@ class CmfOperator(PythonOperator):
         run: TaskRun | None = None
         with _logs.quiet_libraries(not config_flag("cmf", "library_logs", False)):
             try:
-                with task_run(info, settings) as run, _logs.user_code():
-                    result = super().execute(context)
+                with (
+                    task_run(info, settings, reuse=self.reuse, func=self.python_callable, codec=XComCodec()) as run,
+                    _logs.user_code(),
+                ):
+                    if run.reused is not None:
+                        result = run.reused.value  # pushed as this try's XCom, as if the callable returned it
+                    else:
+                        result = super().execute(context)
+                        run.keep_result(result)
             except BaseException as exc:
                 self._log_failure(run, info, settings, exc)
                 raise

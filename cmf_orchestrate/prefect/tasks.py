@@ -57,6 +57,7 @@ class _Recording:
     config: ConfigSource | None
     command: str
     fingerprint: str = field(default="")
+    reuse: bool | None = None
 
     def resolve_source(self) -> ConfigSource | None:
         """The task's config, else its flow's, else ``None`` (the environment)."""
@@ -100,14 +101,18 @@ class _Recording:
 
     @contextmanager
     def recorded(self, settings: CmfSettings, info: RunInfo) -> Iterator[TaskRun]:
-        """Run the body as one recorded attempt and announce its outputs as assets."""
+        """Run the body as one recorded attempt and announce its outputs as assets.
+
+        With reuse on, the yielded run may hold a reused return value (``run.reused``): the
+        body must then not call the function.
+        """
         root = settings.project_root
         _announce(_assets.declare, (s.path for s in info.inputs), (s.path for s in info.outputs), root)
         running_flow = _context.running_flow()
         if running_flow is not None:
             install_summary(running_flow)
             _ledger.note_store(_context.flow_run_scope(), settings)
-        with task_run(info, settings) as run:
+        with task_run(info, settings, reuse=self.reuse, func=self.fn, codec=_ResultSerializer.current()) as run:
             yield run
         facts = {"mlmd_execution_id": run.execution_id, "pipeline": run.pipeline.name, "stage": info.stage}
         _announce(_assets.describe, run.outputs, root, facts)
@@ -130,8 +135,12 @@ def _wrap(recording: _Recording) -> Callable[..., Any]:
             scope = _context.flow_run_scope()
             settings = await asettings_from(recording.resolve_source(), scope)
             settings, info = recording.prepare(settings, args, kwargs)
-            with recording.recorded(settings, info):
-                return await cast(Callable[..., Awaitable[Any]], fn)(*args, **kwargs)
+            with recording.recorded(settings, info) as run:
+                if run.reused is not None:
+                    return run.reused.value
+                result = await cast(Callable[..., Awaitable[Any]], fn)(*args, **kwargs)
+                run.keep_result(result)
+                return result
 
         wrapper: Callable[..., Any] = run_async
     else:
@@ -141,11 +150,44 @@ def _wrap(recording: _Recording) -> Callable[..., Any]:
             scope = _context.flow_run_scope()
             settings = settings_from(recording.resolve_source(), scope)
             settings, info = recording.prepare(settings, args, kwargs)
-            with recording.recorded(settings, info):
-                return fn(*args, **kwargs)
+            with recording.recorded(settings, info) as run:
+                if run.reused is not None:
+                    return run.reused.value
+                result = fn(*args, **kwargs)
+                run.keep_result(result)
+                return result
 
         wrapper = run_sync
     return wrapper
+
+
+class _ResultSerializer:
+    """A task's return value kept with Prefect's result serializer (the task's, else the default)."""
+
+    def __init__(self, serializer: Any) -> None:
+        self.serializer = serializer
+        self.name = f"prefect-{serializer.type}"
+
+    @classmethod
+    def current(cls) -> _ResultSerializer:
+        """The serializer of the running task (Prefect's default outside a task run)."""
+        from prefect.results import get_default_result_serializer
+
+        ctx = TaskRunContext.get()
+        chosen = getattr(ctx.task, "result_serializer", None) if ctx is not None else None
+        if isinstance(chosen, str):
+            from prefect.serializers import Serializer
+
+            chosen = Serializer(type=chosen)
+        return cls(chosen or get_default_result_serializer())
+
+    def dumps(self, value: Any) -> bytes:
+        """The value as the serializer writes it."""
+        return bytes(self.serializer.dumps(value))
+
+    def loads(self, data: bytes) -> Any:
+        """The value back."""
+        return self.serializer.loads(data)
 
 
 def _answered_from_cache() -> bool:
@@ -199,6 +241,7 @@ def _build(
     outputs: Sequence[ArtifactSpec] | ArtifactSpec | None,
     pipeline: str | None,
     config: ConfigSource | None,
+    reuse: bool | None,
     task_kwargs: dict[str, Any],
 ) -> Task[P, R]:
     if isinstance(fn, Task):
@@ -221,6 +264,7 @@ def _build(
         config=validate_source(config),
         command=callable_name(fn),
         fingerprint=code_fingerprint(fn),
+        reuse=reuse,
     )
     wrapper = _wrap(recording)
     keep_task_key(wrapper, fn)
@@ -245,6 +289,7 @@ def cmf_task(
     outputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
     pipeline: str | None = None,
     config: ConfigSource | None = None,
+    reuse: bool | None = None,
     **task_kwargs: Unpack[TaskOptions],
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -257,6 +302,7 @@ def cmf_task(
     outputs: Sequence[ArtifactSpec] | ArtifactSpec | None = None,
     pipeline: str | None = None,
     config: ConfigSource | None = None,
+    reuse: bool | None = None,
     **task_kwargs: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a Prefect task whose every attempt is recorded in CMF.
@@ -283,6 +329,12 @@ def cmf_task(
         config: A saved :class:`~cmf_orchestrate.prefect.CmfConfig` block's name, a
             block, or :class:`~cmf_orchestrate.CmfSettings`; default: the flow's
             (``@cmf_flow(config=...)``), else the environment.
+        reuse: Reuse an earlier COMPLETE execution with the same declared inputs,
+            parameters, code and environment instead of running the function: its
+            outputs are checked out, its return value (kept with the task's result
+            serializer) is returned again and the attempt is recorded CACHED. Default:
+            the ``reuse`` setting. Unlike Prefect's cache, it works across flows, workers
+            (with a remote) and orchestrators.
         **task_kwargs: Options of :func:`prefect.task`.
 
     Returns:
@@ -298,9 +350,9 @@ def cmf_task(
     (missing input or output) or the function's own exception.
     """
     if __fn is not None:
-        return _build(__fn, inputs, outputs, pipeline, config, task_kwargs)
+        return _build(__fn, inputs, outputs, pipeline, config, reuse, task_kwargs)
 
     def decorator(fn: Callable[P, R]) -> Task[P, R]:
-        return _build(fn, inputs, outputs, pipeline, config, task_kwargs)
+        return _build(fn, inputs, outputs, pipeline, config, reuse, task_kwargs)
 
     return decorator
