@@ -11,6 +11,10 @@
 - Transient conflicts (SQLite busy, serialization failures, deadlocks) retry the whole
   transaction with jittered backoff, then raise one clear error. A lost server (refused
   connections, a restart in progress) is retried while the connect timeout lasts.
+- The statements of every task run (:class:`Prepared`) are compiled once per engine and
+  run on the driver's cursor inside SQLAlchemy's transaction: SQLAlchemy's per-statement
+  work (compiling, caching, result objects) would otherwise cost more than SQLite itself.
+  Driver errors are raised as SQLAlchemy's, so retries and messages are the same.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, exc
+from sqlalchemy.sql import ClauseElement
 
 from cmf_orchestrate._storeurl import StoreLocation
 from cmf_orchestrate.errors import StoreError, StoreUnavailableError
 
-__all__ = ["Database", "database_for"]
+__all__ = ["Database", "Prepared", "RawResult", "database_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,33 @@ _PG_RESTARTING = {"57P01", "57P02", "57P03"}
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "database table is locked")
 
 _DRIVERS = {"postgresql": ("pg8000", "postgresql"), "mysql": ("pymysql", "mysql")}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled for one dialect: its SQL text and the names of its parameters.
+
+    ``named``: the driver takes them by name (PyMySQL), not in ``keys`` order.
+    """
+
+    sql: str
+    keys: tuple[str, ...]
+    named: bool = False
+
+    def arguments(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's arguments for one row of values."""
+        if self.named:
+            return {k: row[k] for k in self.keys}
+        return tuple(row[k] for k in self.keys)
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """What a :meth:`Database.run` returned: the rows (of a RETURNING or SELECT), the row count and the new id."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+    lastrowid: int | None
 
 
 class Database:
@@ -86,6 +119,52 @@ class Database:
         finally:
             raw.close()
 
+    def prepare(self, statement: ClauseElement) -> Prepared:
+        """Compile ``statement`` (whose values are all named bind parameters) for this engine's dialect."""
+        compiled = statement.compile(dialect=self.engine.dialect)
+        keys: list[str] | None = getattr(compiled, "positiontup", None)
+        if keys is None:
+            names = getattr(compiled, "bind_names", {})
+            return Prepared(compiled.string, tuple(dict.fromkeys(names.values())), named=True)
+        return Prepared(compiled.string, tuple(keys))
+
+    def run(
+        self, conn: Connection, prepared: Prepared, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> RawResult:
+        """Run a prepared statement on the driver's cursor of ``conn``, inside its transaction.
+
+        ``params`` is one row of values, or a sequence of rows for an executemany (which
+        returns no rows).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: The driver's error, wrapped as SQLAlchemy wraps it.
+        """
+        many = not isinstance(params, Mapping)
+        cursor = conn.connection.cursor()
+        try:
+            if isinstance(params, Mapping):
+                cursor.execute(prepared.sql, prepared.arguments(params))
+                rows = list(cursor.fetchall()) if cursor.description else []
+                return RawResult(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
+            many_args: list[Any] = [prepared.arguments(row) for row in params]
+            cursor.executemany(prepared.sql, many_args)
+            return RawResult([], cursor.rowcount, None)
+        except self.engine.dialect.loaded_dbapi.Error as error:
+            dialect = self.engine.dialect
+            lost = bool(dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor))
+            raise exc.DBAPIError.instance(
+                prepared.sql,
+                None,
+                error,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=dialect,
+                ismulti=many,
+            ) from error
+        finally:
+            cursor.close()
+
     def dispose_inherited(self) -> None:
         """Forget connections inherited through fork without closing the parent's sockets."""
         self.engine.dispose(close=False)
@@ -107,6 +186,12 @@ class Database:
                 # pg8000 lets a socket timeout or reset through untranslated: the connection
                 # is in an unknown state, so it must never go back to the pool.
                 conn.invalidate()
+                raise
+            except exc.DBAPIError as error:
+                # A statement run on the driver's cursor (:meth:`run`) lost the server:
+                # SQLAlchemy did not see it, so the connection is discarded here.
+                if error.connection_invalidated and not conn.invalidated:
+                    conn.invalidate()
                 raise
 
     def transact(self, what: str, fn: Callable[[Connection], T], *, write: bool = True) -> T:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from sqlalchemy import Connection, Select, Table, and_, exists, func, literal, select, tuple_, update
+from sqlalchemy import Connection, Select, Table, and_, bindparam, exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,7 +39,7 @@ from cmf_orchestrate.records import (
 )
 from cmf_orchestrate.store import _schema as s
 from cmf_orchestrate.store._bootstrap import ensure_schema
-from cmf_orchestrate.store._engine import Database, database_for
+from cmf_orchestrate.store._engine import Database, Prepared, RawResult, database_for
 from cmf_orchestrate.store._values import decode, encode, to_python
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ _NODES = {
     s.TypeKind.ARTIFACT: _NodeTables(s.ARTIFACT, s.ARTIFACT_PROPERTY, "artifact_id"),
     s.TypeKind.CONTEXT: _NodeTables(s.CONTEXT, s.CONTEXT_PROPERTY, "context_id"),
 }
+_OWNERS = {t.props.name: t.owner for t in _NODES.values()}
 
 
 def _now_ms() -> int:
@@ -205,6 +206,8 @@ class MetadataStore:
         self._artifact_cache: OrderedDict[tuple[int, str], ArtifactRecord] = OrderedDict()
         # Statements are immutable: building each once saves their construction on every write.
         self._statements: dict[tuple[str, str], Any] = {}
+        # The statements of every task run, compiled once (see Database.run).
+        self._prepared: dict[tuple[str, ...], Prepared] = {}
         self._store_id: str | None = None
         # The connection of a transaction spanning several calls (see :meth:`in_transaction`).
         self._local = threading.local()
@@ -269,6 +272,46 @@ class MetadataStore:
             self._linked.clear()
             self._attributed.clear()
             self._artifact_cache.clear()
+
+    def _run(
+        self,
+        conn: Connection,
+        key: tuple[str, ...],
+        build: Callable[[], Any],
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    ) -> RawResult:
+        """Run the statement ``build`` makes (compiled on first use, cached under ``key``) on the driver's cursor."""
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = self._db().prepare(build())
+        return self._db().run(conn, prepared, params)
+
+    def _write_rows(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], mode: str) -> None:
+        """Insert rows of one shape: ``insert``, ``ignore`` (keep rows present) or ``upsert`` (properties).
+
+        SQLite takes them through its driver's executemany; a server, which would get one
+        round trip per row that way, gets SQLAlchemy's multi-row INSERTs.
+        """
+        if not rows:
+            return
+
+        def statement() -> Any:
+            if mode == "ignore":
+                return self._insert_ignore(table)
+            if mode == "upsert":
+                return self._upsert_properties(table, _OWNERS[table.name])
+            return table.insert()
+
+        if len(rows) > 1 and self.backend != "sqlite":
+            conn.execute(statement(), list(rows))
+            return
+        keys = tuple(rows[0])
+        self._run(
+            conn,
+            (mode, table.name, *keys),
+            lambda: statement().values({k: bindparam(k) for k in keys}),
+            rows[0] if len(rows) == 1 else rows,
+        )
 
     def _insert_ignore(self, table: Table) -> Any:
         """An INSERT that does nothing where a unique key already holds the row (built once per table)."""
@@ -348,10 +391,7 @@ class MetadataStore:
         tables = _NODES[kind]
         rows = self._property_rows(tables.owner, owner_id, properties or {}, False, declared)
         rows += self._property_rows(tables.owner, owner_id, custom or {}, True, declared)
-        if not rows:
-            return
-        stmt = tables.props.insert() if new else self._upsert_properties(tables.props, tables.owner)
-        conn.execute(stmt, rows)
+        self._write_rows(conn, tables.props, rows, "insert" if new else "upsert")
 
     # -- types ----------------------------------------------------------------------------
 
@@ -413,11 +453,18 @@ class MetadataStore:
             conn.execute(select(s.MLMD_ENV.c.schema_version).with_for_update())
 
     def _insert_returning_id(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+        keys = tuple(values)
+
+        def build() -> Any:
+            stmt = table.insert().values({k: bindparam(k) for k in keys})
+            # MySQL has no RETURNING: the driver reports the new id.
+            return stmt if self.backend == "mysql" else stmt.returning(table.c.id)
+
+        result = self._run(conn, ("insert_id", table.name, *keys), build, values)
         if self.backend == "mysql":
-            key = conn.execute(table.insert(), dict(values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
-        return int(conn.execute(table.insert().returning(table.c.id), dict(values)).scalar_one())
+            assert result.lastrowid is not None
+            return int(result.lastrowid)
+        return int(result.rows[0][0])
 
     def execution_type_id(self, name: str) -> int:
         """Id of the CMF execution type ``name`` (registered when absent)."""
@@ -853,7 +900,14 @@ class MetadataStore:
         values: dict[str, Any] = {"last_update_time_since_epoch": _now_ms()}
         if state is not None:
             values["last_known_state"] = _STATE_CODES[state]
-        result = conn.execute(update(e).where(e.c.id == execution_id).values(**values))
+        keys = tuple(values)
+        values["execution_id"] = execution_id
+        result = self._run(
+            conn,
+            ("touch_execution", *keys),
+            lambda: update(e).where(e.c.id == bindparam("execution_id")).values({k: bindparam(k) for k in keys}),
+            values,
+        )
         if result.rowcount != 1:
             raise StoreError(f"execution {execution_id} does not exist in {self.location.redacted}")
 
@@ -880,8 +934,8 @@ class MetadataStore:
             created: dict[tuple[int, str], int] = {}
             if absent:
                 now = _now_ms()
-                conn.execute(
-                    self._insert_ignore(s.ARTIFACT),
+                fresh, raced = self._insert_artifacts(
+                    conn,
                     [
                         {
                             "type_id": type_id,
@@ -894,20 +948,10 @@ class MetadataStore:
                         for type_id, name in absent
                     ],
                 )
-                fresh = self._lookup_artifacts(conn, absent)
                 # Properties go with the rows this transaction created; a racing writer's rows keep theirs.
-                p = s.ARTIFACT_PROPERTY
-                taken = {
-                    int(i)
-                    for i in conn.execute(
-                        select(p.c.artifact_id).where(p.c.artifact_id.in_([r.id for r in fresh.values()]))
-                    ).scalars()
-                }
+                found.update(raced)
                 rows: list[dict[str, Any]] = []
                 for key, row in fresh.items():
-                    if row.id in taken:
-                        found[key] = row
-                        continue
                     draft, declared = by_key[key], types[by_key[key].kind].properties
                     rows += self._property_rows("artifact_id", row.id, draft.properties, False, declared)
                     rows += self._property_rows("artifact_id", row.id, draft.custom_properties, True, declared)
@@ -919,8 +963,7 @@ class MetadataStore:
                         properties=_as_stored(draft.properties, declared),
                         custom_properties=_as_stored(draft.custom_properties, {}),
                     )
-                if rows:
-                    conn.execute(self._insert_ignore(p), rows)
+                self._write_rows(conn, s.ARTIFACT_PROPERTY, rows, "ignore")
             if found:
                 props = self._properties_of(conn, s.TypeKind.ARTIFACT, [r.id for r in found.values()])
                 for key, row in found.items():
@@ -936,9 +979,51 @@ class MetadataStore:
                 merges += self._property_rows("artifact_id", record.id, draft.custom_properties, True, declared)
                 merged = {**record.custom_properties, **_as_stored(draft.custom_properties, {})}
                 known[key] = dataclasses.replace(record, custom_properties=merged)
-        if merges:
-            conn.execute(self._upsert_properties(s.ARTIFACT_PROPERTY, "artifact_id"), merges)
+        self._write_rows(conn, s.ARTIFACT_PROPERTY, merges, "upsert")
         return [known[(types[d.kind].id, d.name)] for d in drafts]
+
+    def _insert_artifacts(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[tuple[int, str], ArtifactRecord], dict[tuple[int, str], ArtifactRecord]]:
+        """Insert artifacts found absent a moment ago (rows in key order).
+
+        Returns:
+            The records of the rows this transaction created, and of those a concurrent
+            writer created first (both without properties).
+        """
+        keys = [(int(r["type_id"]), str(r["name"])) for r in rows]
+        if self.backend == "mysql" or (self.backend == "postgresql" and len(rows) > 1):
+            # No RETURNING (MySQL), or one statement for many rows rather than a round trip each.
+            self._write_rows(conn, s.ARTIFACT, rows, "ignore")
+            fresh = self._lookup_artifacts(conn, keys)
+            p = s.ARTIFACT_PROPERTY
+            ids = [r.id for r in fresh.values()]
+            taken = {int(i) for i in conn.execute(select(p.c.artifact_id).where(p.c.artifact_id.in_(ids))).scalars()}
+            return (
+                {k: r for k, r in fresh.items() if r.id not in taken},
+                {k: r for k, r in fresh.items() if r.id in taken},
+            )
+        a = s.ARTIFACT
+        columns = tuple(rows[0])
+        created: dict[tuple[int, str], ArtifactRecord] = {}
+        for key, row in zip(keys, rows, strict=True):
+            # RETURNING gives back exactly the rows this statement inserted.
+            result = self._run(
+                conn,
+                ("insert_artifact", *columns),
+                lambda: self._insert_ignore(a).values({c: bindparam(c) for c in columns}).returning(a.c.id),
+                row,
+            )
+            if result.rows:
+                created[key] = ArtifactRecord(
+                    id=int(result.rows[0][0]),
+                    kind=self._type_name(key[0]),
+                    name=key[1],
+                    uri=str(row["uri"] or ""),
+                    create_time_ms=int(row["create_time_since_epoch"]),
+                )
+        raced = [k for k in keys if k not in created]
+        return created, self._lookup_artifacts(conn, raced) if raced else {}
 
     def _lookup_artifacts(
         self, conn: Connection, keys: Sequence[tuple[int, str]]
@@ -947,22 +1032,30 @@ class MetadataStore:
         a = s.ARTIFACT
         wanted = set(keys)
         found: dict[tuple[int, str], ArtifactRecord] = {}
-        for chunk in _chunks(list(keys), _CHUNK):
-            rows = conn.execute(
-                select(a.c.id, a.c.type_id, a.c.name, a.c.uri, a.c.create_time_since_epoch).where(
-                    tuple_(a.c.type_id, a.c.name).in_(chunk)
+        columns = (a.c.id, a.c.type_id, a.c.name, a.c.uri, a.c.create_time_since_epoch)
+        rows: list[Any] = []
+        if self.backend == "sqlite" or len(keys) == 1:
+            # One key at a time: a prepared statement in process (SQLite), or the one round trip anyway.
+            for type_id, name in keys:
+                rows += self._run(
+                    conn,
+                    ("lookup_artifact",),
+                    lambda: select(*columns).where(a.c.type_id == bindparam("type_id"), a.c.name == bindparam("name")),
+                    {"type_id": type_id, "name": name},
+                ).rows
+        else:
+            for chunk in _chunks(list(keys), _CHUNK):
+                rows += conn.execute(select(*columns).where(tuple_(a.c.type_id, a.c.name).in_(chunk))).all()
+        for artifact_id, type_id, name, uri, created in rows:
+            key = (int(type_id), name)
+            if key in wanted:  # MySQL compares names case-insensitively
+                found[key] = ArtifactRecord(
+                    id=int(artifact_id),
+                    kind=self._type_name(int(type_id)),
+                    name=name,
+                    uri=uri or "",
+                    create_time_ms=int(created),
                 )
-            )
-            for artifact_id, type_id, name, uri, created in rows:
-                key = (int(type_id), name)
-                if key in wanted:  # MySQL compares names case-insensitively
-                    found[key] = ArtifactRecord(
-                        id=int(artifact_id),
-                        kind=self._type_name(int(type_id)),
-                        name=name,
-                        uri=uri or "",
-                        create_time_ms=int(created),
-                    )
         return found
 
     def _records_in(self, conn: Connection, kind: _Kind, ids: Sequence[int]) -> list[Any]:
@@ -1031,7 +1124,7 @@ class MetadataStore:
                         "last_update_time_since_epoch": updated_ms,
                     },
                 )
-                conn.execute(s.ASSOCIATION.insert(), {"context_id": stage.id, "execution_id": exec_id})
+                self._write_rows(conn, s.ASSOCIATION, [{"context_id": stage.id, "execution_id": exec_id}], "insert")
             else:
                 exec_id = execution_id
                 self._touch_execution(conn, exec_id, state)
@@ -1052,9 +1145,11 @@ class MetadataStore:
                     (stage.id, r.id) for r in records if r.id in fresh and (stage.id, r.id) not in self._attributed
                 ]
                 if pairs:
-                    conn.execute(
-                        self._insert_ignore(s.ATTRIBUTION),
+                    self._write_rows(
+                        conn,
+                        s.ATTRIBUTION,
                         [{"context_id": c, "artifact_id": a} for c, a in dict.fromkeys(pairs)],
+                        "ignore",
                     )
                     attributed.extend(pairs)
                 linked: set[tuple[int, int]] = set()
@@ -1074,7 +1169,7 @@ class MetadataStore:
                         )
                 if events:
                     # An event recorded before (the same artifact logged again) stays as it was.
-                    conn.execute(self._insert_ignore(s.EVENT) if execution_id is not None else s.EVENT.insert(), events)
+                    self._write_rows(conn, s.EVENT, events, "ignore" if execution_id is not None else "insert")
             if execution_id is None:
                 execution = ExecutionRecord(
                     id=exec_id,
