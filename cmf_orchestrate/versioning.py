@@ -66,6 +66,13 @@ _SMALL = 1 << 20
 _CHUNK = 1 << 20
 #: Directories with more bytes than this to read spread the work over threads.
 _PARALLEL_BYTES = 64 << 20
+# Files whose stat-cache entries a process keeps in memory (beyond, it starts again).
+_STAT_MEMORY = 100_000
+# The kernel clock that stamps file times on a local file system (Linux's number where
+# Python does not name it); a file server stamps with its own clock instead.
+_COARSE_CLOCK: int | None = getattr(time, "CLOCK_REALTIME_COARSE", 5 if sys.platform.startswith("linux") else None)
+# How long a check that the file system stamps with the local clock is trusted.
+_CLOCK_CHECK_NS = 60_000_000_000
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -175,6 +182,20 @@ class _StatCache:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        # Entries this process read or wrote: a file logged again (every run's inputs) costs
+        # no query. An entry is only ever used when the file's stat still matches it.
+        self._memory: dict[str, tuple[int, int, int, str]] = {}
+
+    def md5_of(self, rel: str, st: os.stat_result) -> str | None:
+        """The md5 recorded for the file ``rel`` as it is now (``st``), or None."""
+        known = _matches(self._memory.get(rel), st)
+        if known is not None:
+            return known
+        entry = self.lookup(rel, tree=False).get(rel)
+        known = _matches(entry, st)
+        if known is not None and entry is not None:
+            self._memory[rel] = entry
+        return known
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
@@ -214,6 +235,10 @@ class _StatCache:
         """Remember ``(path, inode, mtime_ns, size, md5)`` rows."""
         if not rows:
             return
+        if len(rows) == 1:  # a file; a tree's many entries are read back from the database
+            if len(self._memory) >= _STAT_MEMORY:
+                self._memory.clear()
+            self._memory[rows[0][0]] = rows[0][1:]
         with self._lock:
             try:
                 conn = self._connect()
@@ -250,6 +275,11 @@ class Versioner:
         self._reflink: bool | None = None if sys.platform.startswith("linux") else False
         self._umask = _read_umask()
         self._stat_cache = _StatCache(self.dvc_dir.joinpath(*_STAT_CACHE))
+        self._config = os.path.join(self._root_str, ".dvc", "config")
+        # Until when (monotonic ns) the file system is trusted to stamp with the local coarse clock.
+        self._local_clock_until = 0
+        # .dvc files as this process last wrote or read them: (inode, mtime, size) and text.
+        self._dvc_files: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     # -- paths -------------------------------------------------------------------------
 
@@ -262,20 +292,21 @@ class Versioner:
         Raises:
             PathOutsideProjectError: The path lies outside the project root.
         """
-        candidate = Path(path).expanduser()
-        full = candidate if candidate.is_absolute() else self.root / candidate
-        full = Path(os.path.normpath(full))
-        try:
-            rel = full.relative_to(self.root)
-        except ValueError:
-            raise PathOutsideProjectError(
-                f"{os.fspath(path)!r} is outside the project root {str(self.root)!r}"
-            ) from None
-        if not rel.parts:
+        # Plain string operations: every logged artifact goes through here, several times.
+        text = os.fspath(path)
+        if text.startswith("~"):
+            text = os.path.expanduser(text)
+        full = os.path.normpath(text if os.path.isabs(text) else os.path.join(self._root_str, text))
+        if full == self._root_str:
             raise PathOutsideProjectError(f"{os.fspath(path)!r} is the project root itself, not an artifact")
-        if rel.parts[0] in {".dvc", ".git"}:
-            raise PathOutsideProjectError(f"{os.fspath(path)!r} is inside the project's {rel.parts[0]} directory")
-        return rel.as_posix()
+        prefix = self._root_str if self._root_str.endswith(os.sep) else self._root_str + os.sep
+        if not full.startswith(prefix):
+            raise PathOutsideProjectError(f"{os.fspath(path)!r} is outside the project root {str(self.root)!r}")
+        rel = full[len(prefix) :]
+        head = rel.split(os.sep, 1)[0]
+        if head in {".dvc", ".git"}:
+            raise PathOutsideProjectError(f"{os.fspath(path)!r} is inside the project's {head} directory")
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
 
     def abspath(self, path: str | os.PathLike[str]) -> Path:
         """Absolute path of a project path.
@@ -304,13 +335,43 @@ class Versioner:
         File times come from the kernel's coarse clock (or a file server's clock), which
         may lag ``time.time_ns()`` by a few milliseconds or more; comparing an output's
         mtime with this stamp says truthfully whether it was written after now.
+
+        Learning the time from a file written for it costs a create and an unlink. Once
+        such a probe shows the file system stamping with this machine's coarse clock (a
+        local file system with nanosecond times), that clock is read instead, and the
+        probe is made again a minute later; a file server, or a file system with coarser
+        times, is always probed.
         """
-        directory = self.dvc_dir / "tmp" if (self.dvc_dir / "tmp").is_dir() else self.root
-        probe = directory / f".cmf-orchestrate-clock.{uuid.uuid4().hex}"
+        if _COARSE_CLOCK is not None and time.monotonic_ns() < self._local_clock_until:
+            return time.clock_gettime_ns(_COARSE_CLOCK)
+        return self._calibrate_clock()
+
+    def _calibrate_clock(self) -> int:
+        """A probe's stamp; on the way, whether the local coarse clock gives the same stamps."""
+        try:
+            before = time.clock_gettime_ns(_COARSE_CLOCK) if _COARSE_CLOCK is not None else None
+        except OSError:  # a platform without that clock
+            before = None
+        stamp = self._probe_ns()
+        after = time.time_ns()
+        if stamp is None:
+            return after
+        # Between the coarse clock before and the precise one after, in nanoseconds (a
+        # multiple of 1000 is taken as a file system with microsecond or coarser times,
+        # which would stamp a file written just after below the coarse clock).
+        if before is not None and stamp % 1000 and before <= stamp <= after:
+            self._local_clock_until = time.monotonic_ns() + _CLOCK_CHECK_NS
+        return stamp
+
+    def _probe_ns(self) -> int | None:
+        """The mtime of a file created now, or None where none can be created."""
+        tmp = os.path.join(self._root_str, ".dvc", "tmp")
+        directory = tmp if os.path.isdir(tmp) else self._root_str
+        probe = os.path.join(directory, f".cmf-orchestrate-clock.{uuid.uuid4().hex}")
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
         except OSError:
-            return time.time_ns()
+            return None
         try:
             return os.fstat(fd).st_mtime_ns
         finally:
@@ -331,7 +392,7 @@ class Versioner:
         Raises:
             ArtifactError: DVC could not initialise the repository.
         """
-        if (self.dvc_dir / "config").exists():
+        if os.path.exists(self._config):
             return
         self.root.mkdir(parents=True, exist_ok=True)
         with self._init_lock():
@@ -454,7 +515,7 @@ class Versioner:
             ) from None
         except OSError as exc:
             raise ArtifactError(f"cannot version {rel!r}: {exc}") from exc
-        real = os.path.realpath(full)
+        real = self._real(full, rel, lst)
         if real != full:
             self._inside(real, rel)
         try:
@@ -476,8 +537,22 @@ class Versioner:
         except OSError as exc:
             raise ArtifactError(f"cannot version {rel!r}: {exc}") from exc
 
+    def _real(self, full: str, rel: str, lst: os.stat_result) -> str:
+        """``full`` with symbolic links resolved; itself, without a system call, when it has none.
+
+        The root is resolved already: only the path's own components below it can be links.
+        """
+        if stat.S_ISLNK(lst.st_mode):
+            return os.path.realpath(full)
+        parent = self._root_str
+        for part in rel.split("/")[:-1]:
+            parent = os.path.join(parent, part)
+            if os.path.islink(parent):
+                return os.path.realpath(full)
+        return full
+
     def _build_file(self, rel: str, real: str, st: os.stat_result, commit: bool) -> ContentHash:
-        known = _matches(self._stat_cache.lookup(rel, tree=False).get(rel), st)
+        known = self._stat_cache.md5_of(rel, st)
         if known is not None and (not commit or self._has_object(known, st.st_size)):
             return ContentHash(rel, known, st.st_size, None, st.st_mtime_ns)
         md5, st = self._ingest(_File(rel, real, st), rel, commit)
@@ -794,21 +869,44 @@ class Versioner:
     # -- .dvc files ----------------------------------------------------------------------------
 
     def _write_dvc_file(self, content: ContentHash) -> None:
-        full = self.root / content.path
-        dvc_file = full.with_name(full.name + ".dvc")
-        text = _dvc_file_text(content, full.name)
+        full = os.path.join(self._root_str, content.path)
+        dvc_file = full + ".dvc"
+        text = _dvc_file_text(content, os.path.basename(full))
         try:
+            if self._dvc_file_is(dvc_file, text):
+                return
+            # Written aside and renamed: a reader never sees half a file.
+            tmp = os.path.join(os.path.dirname(dvc_file), f".{os.path.basename(dvc_file)}.{uuid.uuid4().hex}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
             try:
-                if dvc_file.read_text(encoding="utf-8") == text:
-                    return
-            except (FileNotFoundError, UnicodeDecodeError):
-                pass
-            tmp = dvc_file.with_name(f".{dvc_file.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_text(text, encoding="utf-8")
+                _write_all(fd, text.encode("utf-8"))
+                written = os.fstat(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, dvc_file)
         except OSError as exc:
             raise ArtifactError(f"cannot write {dvc_file}: {exc}") from exc
-        self._gitignore(full)
+        self._dvc_files[dvc_file] = (_file_key(written), text)
+        self._gitignore(Path(full))
+
+    def _dvc_file_is(self, dvc_file: str, text: str) -> bool:
+        """Whether the ``.dvc`` file holds ``text``: one stat when this process last wrote or read it."""
+        try:
+            key = _file_key(os.stat(dvc_file))
+        except FileNotFoundError:
+            return False
+        known = self._dvc_files.get(dvc_file)
+        if known is not None and known[0] == key:
+            return known[1] == text
+        try:
+            with open(dvc_file, encoding="utf-8") as fh:
+                current = fh.read()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+        if len(self._dvc_files) >= _STAT_MEMORY:
+            self._dvc_files.clear()
+        self._dvc_files[dvc_file] = (key, current)
+        return current == text
 
     def _gitignore(self, full: Path) -> None:
         # As `dvc add` does in a git work tree: the data itself is ignored, the .dvc file is not.
@@ -828,6 +926,11 @@ def _listing(rel: str, files: list[_File], md5s: dict[str, str]) -> tuple[bytes,
     listing = sorted(({"md5": md5s[f.key], "relpath": f.key[prefix:]} for f in files), key=lambda e: e["relpath"])
     raw = json.dumps(listing, sort_keys=True).encode("utf-8")
     return raw, hashlib.md5(raw, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file is written or replaced (and not when it is renamed)."""
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _moved(before: os.stat_result, after: os.stat_result) -> bool:
