@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmf_orchestrate._storeurl import mask_credentials
-from cmf_orchestrate.errors import ArtifactNotFoundError, ConfigError, RemoteError
+from cmf_orchestrate.errors import ArtifactError, ArtifactNotFoundError, ConfigError, RemoteError
 from cmf_orchestrate.versioning import ContentHash, versioner_for
 
 if TYPE_CHECKING:
@@ -369,15 +369,27 @@ def _copy_object(cache: HashFileDB, oid: str, rel: str, dest: Path) -> None:
 
 
 def _swap_in(staging: Path, target: Path, token: str) -> None:
-    """Put ``staging`` where ``target`` is, moving the old one aside first."""
-    old = target.with_name(f".{target.name}.{token}.old")
-    had = False
-    with suppress(FileNotFoundError):
-        os.rename(target, old)
-        had = True
-    os.rename(staging, target)
-    if had:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink()
+    """Put ``staging`` where ``target`` is, moving the old one aside first.
+
+    Another process restoring the same path may put its copy in place between the two
+    renames; then that copy is moved aside too, and this one goes in.
+    """
+    for attempt in range(50):
+        old = target.with_name(f".{target.name}.{token}.{attempt}.old")
+        with suppress(FileNotFoundError):
+            os.rename(target, old)
+        try:
+            os.rename(staging, target)
+        except OSError as exc:
+            if not target.exists():
+                raise
+            del exc  # another restore won the race for the empty place: again
+            continue
+        finally:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with suppress(FileNotFoundError):
+                    old.unlink()
+        return
+    raise ArtifactError(f"cannot put {str(target)!r} in place: other processes keep replacing it")

@@ -165,7 +165,8 @@ def split(source: Path, target: Path) -> None:
 
 
 def test_code_without_source_is_never_reused(attempts: Attempts, caplog: pytest.LogCaptureFixture) -> None:
-    built = eval("lambda source, target, factor: scale(source, target, factor)", {"scale": scale})  # noqa: S307
+    # Code built at run time has no source to fingerprint.
+    built = eval("lambda source, target, factor: scale(source, target, factor)", {"scale": scale})
     caplog.set_level(logging.WARNING, logger="cmf_orchestrate")
     attempts(func=built, stage="built")
     attempts(func=built, stage="built")
@@ -225,3 +226,43 @@ def test_the_cli_traces_reuse_and_explains_misses(attempts: Attempts, project: P
     assert f"reused execution {first.execution_id}" in run("show", "--why", str(cached.execution_id))
     why = run("show", "--why", str(changed.execution_id))
     assert "these differ: parameters" in why and "inputs" not in why
+
+
+def _race(root: str, barrier: Any, results: Any) -> None:
+    """One of two attempts racing for the same key."""
+    settings = CmfSettings(project_root=root)
+    info = RunInfo("cmf", "shards", "split", inputs=[Dataset("in.txt")], outputs=[Dataset("parts")])
+    barrier.wait()
+    with task_run(info, settings, reuse=True, func=split) as run:
+        if run.reused is None:
+            split(Path(root) / "in.txt", Path(root) / "parts")
+    results.put(run.execution.state.value)
+
+
+@pytest.mark.parametrize("earlier", [True, False], ids=["after-a-complete-run", "first-runs"])
+def test_racing_attempts_never_leave_a_half_restored_output(project: Path, earlier: bool) -> None:
+    import multiprocessing
+
+    (project / "in.txt").write_text("40")
+    if earlier:
+        info = RunInfo("cmf", "shards", "split", inputs=[Dataset("in.txt")], outputs=[Dataset("parts")])
+        with task_run(info, CmfSettings(project_root=project), reuse=True, func=split):
+            split(project / "in.txt", project / "parts")
+        (project / "parts" / "3.txt").write_text("damaged")
+    context = multiprocessing.get_context("spawn")  # a fork of this threaded test process could deadlock
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_race, args=(str(project), barrier, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    states = sorted(results.get(timeout=5) for _ in workers)
+    assert states == (["CACHED", "CACHED"] if earlier else ["COMPLETE", "COMPLETE"]) or states == [
+        "CACHED",
+        "COMPLETE",
+    ]
+    names = sorted((project / "parts").iterdir(), key=lambda p: int(p.stem))
+    assert [p.name for p in names] == [f"{i}.txt" for i in range(40)]
+    assert all(p.read_text() == f"part {i}" for i, p in enumerate(names))
+    assert not [p for p in project.iterdir() if p.name.startswith(".parts.")]
