@@ -1,11 +1,22 @@
 """Flow-level defaults and the end-of-flow lineage summary.
 
 ``@cmf_flow`` is :func:`prefect.flow` plus two CMF options: a pipeline name and a
-config that the flow's ``@cmf_task`` tasks use unless they set their own. Any flow
-running a recorded task, ``@flow`` included, publishes at its end a markdown artifact
-listing the executions recorded in that flow run. A run of a plain ``@flow`` in which
-no ``@cmf_task`` ran gets no hook of ours: the summary hook is there only for the runs
-that recorded something (:class:`~cmf_orchestrate.prefect._compat.ConditionalHooks`).
+config that the flow's ``@cmf_task`` tasks use unless they set their own. At the end of
+a flow run, a markdown artifact lists the executions recorded in it. The summary is
+built by querying the store for the executions whose ``flow_run_id`` fact is the flow
+run's id, so it lists the task runs of every process: threads, process pools, Dask or
+Ray workers.
+
+Which flow runs get the summary hook (:class:`~cmf_orchestrate.prefect._compat.ConditionalHooks`):
+
+- every run of a ``@cmf_flow``: it declares that its tasks record, wherever they run;
+- a run of a plain ``@flow`` in which a ``@cmf_task`` ran in the flow's own process
+  (called directly, or submitted to Prefect's default ``ThreadPoolTaskRunner``). The
+  flow process sees nothing of task runs in other processes, so a plain ``@flow`` whose
+  recorded tasks all run on Dask, Ray or a process pool gets no summary: make it a
+  ``@cmf_flow``, or list :func:`publish_summary` in its ``on_completion`` and
+  ``on_failure`` hooks. A run of a plain ``@flow`` in which no ``@cmf_task`` ran gets
+  no hook of ours.
 """
 
 from __future__ import annotations
@@ -74,26 +85,20 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
     """Flow state hook: publish the executions the flow run recorded as a markdown artifact.
 
     Installed automatically (on completion, failure, crash and cancellation) on
-    ``@cmf_flow`` flows and on any flow that runs a ``@cmf_task``; it can also be listed
-    explicitly in ``on_completion`` / ``on_failure``. Failures are logged, never raised: a summary
-    never changes the outcome of a flow run.
+    ``@cmf_flow`` flows and on a plain flow once a ``@cmf_task`` runs in its process; it
+    can also be listed explicitly in ``on_completion`` / ``on_failure``. It queries the
+    flow's store (its ``@cmf_flow(config=...)``, else the environment's) and any other
+    store a task of the run recorded into in this process, for the executions of this
+    flow run; one artifact per store that holds some. Failures are logged, never
+    raised: a summary never changes the outcome of a flow run.
     """
     from cmf_orchestrate.prefect import _readback
 
     scope = str(flow_run.id)
-    stores = _ledger.take_stores(scope)
-    defaults = flow_defaults(flow)
-    if defaults is not None and defaults.config is not None:
-        try:
-            stores.append(settings_from(defaults.config, scope))
-        except CmfError as exc:
-            logger.warning("CMF summary of flow run %s: %s", flow_run.name, exc)
-    seen: set[str] = set()
-    for settings in stores:
-        identity = settings.location.identity
-        if identity in seen:
-            continue
-        seen.add(identity)
+    for settings in _stores_of(flow, flow_run.name, scope):
+        path = settings.location.path
+        if settings.location.backend == "sqlite" and (path is None or not path.is_file()):
+            continue  # nothing was recorded there, and reading must not create it
         try:
             snapshots = _readback.executions_of_flow_run(settings, scope)
             if not snapshots:
@@ -108,9 +113,39 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
                 description=f"CMF executions of flow run {flow_run.name} ({state.name})",
                 flow_run_id=flow_run.id,
             )
+        except CmfError as exc:  # the store is unavailable, for example: said in one line
+            logger.warning("CMF summary of flow run %s from %s: %s", flow_run.name, settings.location.redacted, exc)
         except Exception:
             # A summary is a report: it must not turn a finished flow run into a crash.
             logger.exception("CMF summary of flow run %s could not be published", flow_run.name)
+
+
+def _stores_of(flow: Flow[Any, Any], flow_run_name: str, scope: str) -> list[CmfSettings]:
+    """The stores that may hold executions of flow run ``scope``, each once.
+
+    The flow's settings first: its ``@cmf_flow(config=...)``, else the environment's (the
+    settings of its tasks that set no config of their own, wherever they ran); then the
+    stores its tasks noted in this process.
+    """
+    stores: list[CmfSettings] = []
+    defaults = flow_defaults(flow)
+    source = defaults.config if defaults is not None else None
+    try:
+        stores.append(settings_from(source, scope))
+    except CmfError as exc:
+        # A config the flow names is the user's to fix; the environment matters only
+        # when the flow's tasks fell back to it, and then they reported it already.
+        logger.log(
+            logging.WARNING if source is not None else logging.DEBUG,
+            "CMF summary of flow run %s: %s",
+            flow_run_name,
+            exc,
+        )
+    stores.extend(_ledger.take_stores(scope))
+    unique: dict[str, CmfSettings] = {}
+    for settings in stores:
+        unique.setdefault(settings.location.identity, settings)
+    return list(unique.values())
 
 
 def _summary_wanted(flow: Flow[Any, Any]) -> Callable[[], bool]:
@@ -120,10 +155,9 @@ def _summary_wanted(flow: Flow[Any, Any]) -> Callable[[], bool]:
         ctx = FlowRunContext.get()
         if ctx is None or ctx.flow_run is None:
             return False
-        if _ledger.has_stores(str(ctx.flow_run.id)):
-            return True
-        defaults = flow_defaults(flow)
-        return defaults is not None and defaults.config is not None
+        if flow_defaults(flow) is not None:
+            return True  # a @cmf_flow: its tasks may have recorded in other processes
+        return _ledger.has_stores(str(ctx.flow_run.id))
 
     return wanted
 
@@ -140,8 +174,10 @@ def _store_argument(settings: CmfSettings) -> str:
 def install_summary(flow: Flow[Any, Any]) -> None:
     """Make :func:`publish_summary` a hook of every final state of ``flow`` (once).
 
-    The hook runs only for the flow runs that have something to summarise: a recorded
-    task ran in this process, or the flow names a store (``@cmf_flow(config=...)``).
+    Called on every ``@cmf_flow`` when it is built, and on a plain flow when one of its
+    ``@cmf_task`` tasks runs in the flow's process. The hook runs in every run of a
+    ``@cmf_flow``, and in the runs of a plain flow in which a recorded task ran in this
+    process (see the module's documentation).
     """
     wanted = _summary_wanted(flow)
     with _hooks_lock:

@@ -1,6 +1,15 @@
-"""The flow-run summary's markdown, for the executions a run can leave behind."""
+"""The flow-run summary: its markdown, for the executions a run can leave behind, and the
+summary of real flow runs, read from the store whichever process their tasks ran in."""
 
 from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prefect_testlib import Project, wait_for
 
 from cmf_orchestrate.prefect._summary import render
 from cmf_orchestrate.records import (
@@ -66,3 +75,140 @@ def test_a_run_without_files_has_no_lineage_command() -> None:
     markdown = render("calm-owl", "run-2", "sqlite:////srv/mlmd", [_snapshot(1, "noop", ExecutionState.CACHED, {})])
     assert "1 CACHED" in markdown and "| 1 | noop | CACHED | - | - |" in markdown
     assert "cmf-orchestrate lineage" not in markdown
+
+
+# -- the summary of real flow runs, wherever their tasks ran ------------------------------------
+
+
+def _published(flow_run_id: object, key: str) -> str | None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return next((str(a.data) for a in found if a.key == key), None)
+
+
+def _rows(markdown: str) -> dict[str, str]:
+    """Table rows of a summary by execution id."""
+    return {
+        line.split("|")[1].strip(): line
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "---" not in line and not line.startswith("| Id ")
+    }
+
+
+def _ids_of_flow_run(project: Project, flow_run_id: object) -> dict[str, str]:
+    """Execution id -> stage of the executions recorded for a flow run."""
+    snapshots = project.query().get_executions_by_fact("flow_run_id", str(flow_run_id))
+    return {str(s.execution.id): s.stage.name.rsplit("/", 1)[-1] for s in snapshots}
+
+
+def test_summary_of_tasks_on_a_thread_pool(project: Project) -> None:
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from cmf_orchestrate import Dataset
+    from cmf_orchestrate.prefect import cmf_task
+
+    @cmf_task(outputs=[Dataset("shards/{i}.txt")])
+    def shard(i: int) -> int:
+        project.write(f"shards/{i}.txt", f"{i}\n")
+        return threading.get_ident()
+
+    @cmf_task(inputs=[Dataset("shards/0.txt"), Dataset("shards/5.txt")])
+    def gather(threads: list[int]) -> int:
+        return len(set(threads))
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+    def threaded_shards() -> int:
+        threads = shard.map(range(6)).result()
+        return gather(threads)
+
+    state = threaded_shards(return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    recorded = _ids_of_flow_run(project, flow_run_id)
+    assert sorted(recorded.values()) == ["gather"] + ["shard"] * 6
+
+    markdown = wait_for(lambda: _published(flow_run_id, "cmf-threaded-shards"))
+    rows = _rows(markdown)
+    assert set(rows) == set(recorded)
+    assert all("| COMPLETE |" in row for row in rows.values())
+    assert "7 COMPLETE" in markdown
+
+
+def test_summary_of_tasks_run_in_other_processes(project: Project) -> None:
+    from prefect import flow
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from cmf_orchestrate import Dataset
+    from cmf_orchestrate.prefect import cmf_flow, cmf_task, publish_summary
+
+    @cmf_task(outputs=[Dataset("parts/{i}.txt")])
+    def part(i: int) -> int:
+        root = Path(os.environ["CMF_PROJECT_ROOT"])
+        (root / "parts").mkdir(exist_ok=True)
+        (root / f"parts/{i}.txt").write_text(f"{i}\n")
+        return os.getpid()
+
+    def run_parts() -> list[int]:
+        return [future.result() for future in part.map(range(3))]
+
+    # A @cmf_flow always has the summary hook: its tasks may record in other processes.
+    pooled = cmf_flow(name="pooled-parts", task_runner=ProcessPoolTaskRunner(max_workers=2))(run_parts)
+    # A plain flow learns nothing of task runs in other processes: no summary, unless listed.
+    plain = flow(name="plain-pooled-parts", task_runner=ProcessPoolTaskRunner(max_workers=2))(run_parts)
+    listed = flow(
+        name="listed-pooled-parts",
+        task_runner=ProcessPoolTaskRunner(max_workers=2),
+        on_completion=[publish_summary],
+    )(run_parts)
+
+    for made, key in ((pooled, "cmf-pooled-parts"), (listed, "cmf-listed-pooled-parts")):
+        state = made(return_state=True)
+        assert state.is_completed(), state
+        assert os.getpid() not in state.result()  # the tasks ran in other processes
+        flow_run_id = state.state_details.flow_run_id
+        recorded = _ids_of_flow_run(project, flow_run_id)
+        assert sorted(recorded.values()) == ["part"] * 3
+        markdown = wait_for(lambda: _published(flow_run_id, key))  # noqa: B023 - used in this iteration
+        assert set(_rows(markdown)) == set(recorded)
+        assert "3 COMPLETE" in markdown
+
+    state = plain(return_state=True)
+    assert state.is_completed()
+    assert len(_ids_of_flow_run(project, state.state_details.flow_run_id)) == 3
+    assert plain.on_completion_hooks == []
+    time.sleep(2)  # an artifact would have been created before the flow run ended; give the API time
+    assert _published(state.state_details.flow_run_id, "cmf-plain-pooled-parts") is None
+
+
+def test_summary_of_tasks_on_dask_workers(project: Project) -> None:
+    prefect_dask = pytest.importorskip("prefect_dask", reason="prefect-dask is not installed")
+    from cmf_orchestrate import Dataset
+    from cmf_orchestrate.prefect import cmf_flow, cmf_task
+
+    @cmf_task(outputs=[Dataset("dask/{i}.txt")])
+    def piece(i: int) -> int:
+        root = Path(os.environ["CMF_PROJECT_ROOT"])
+        (root / "dask").mkdir(exist_ok=True)
+        (root / f"dask/{i}.txt").write_text(f"{i}\n")
+        return os.getpid()
+
+    runner = prefect_dask.DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True})
+
+    @cmf_flow(name="dask-pieces", task_runner=runner)
+    def dask_pieces() -> list[int]:
+        return [future.result() for future in piece.map(range(4))]
+
+    state = dask_pieces(return_state=True)
+    assert state.is_completed(), state
+    assert os.getpid() not in state.result()
+    flow_run_id = state.state_details.flow_run_id
+    recorded = _ids_of_flow_run(project, flow_run_id)
+    assert sorted(recorded.values()) == ["piece"] * 4
+    markdown = wait_for(lambda: _published(flow_run_id, "cmf-dask-pieces"))
+    assert set(_rows(markdown)) == set(recorded) and "4 COMPLETE" in markdown
