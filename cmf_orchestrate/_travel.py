@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cmf_orchestrate.errors import ArtifactNotFoundError, RemoteError
@@ -40,32 +40,47 @@ def latest_version(
     """The md5 the latest COMPLETE (or CACHED) execution wrote to ``path``, or None.
 
     Preference: an execution of the same pipeline run, then of the same pipeline, then any.
+    The pipeline run's own executions are found through their indexed run id fact, so an
+    input made earlier in the same run costs no scan of the store's artifacts.
     """
+    if run_id:
+        found = _latest(store, path, store.executions(fact=("pipeline_run_id", run_id)), None)
+        if found is not None:
+            return found
     from cmf_orchestrate.transfer import is_content_id
 
     artifacts = [a for a in store.artifacts(name_prefix=f"{path}:") if a.path == path and is_content_id(a.uri)]
     if not artifacts:
         return None
-    by_id = {a.id: a for a in artifacts}
-    writers: dict[int, list[int]] = {}
-    for event in store.events_of_artifacts(by_id, [EventType.OUTPUT]):
-        writers.setdefault(event.execution_id, []).append(event.artifact_id)
-    executions = sorted(
-        (x for x in store.executions_by_id(writers) if x.state in _DONE), key=lambda x: x.id, reverse=True
-    )
+    writers = {e.execution_id for e in store.events_of_artifacts([a.id for a in artifacts], [EventType.OUTPUT])}
+    executions = store.executions_by_id(writers)
+    return (_latest(store, path, executions, pipeline) if pipeline else None) or _latest(store, path, executions, None)
 
-    def first(keep: Callable[[ExecutionRecord], bool]) -> ExecutionRecord | None:
-        return next((x for x in executions if keep(x)), None)
 
-    chosen = (
-        (first(lambda x: str(x.fact("pipeline_run_id", "")) == run_id) if run_id else None)
-        or (first(lambda x: x.pipeline == pipeline) if pipeline else None)
-        or (executions[0] if executions else None)
+def _latest(
+    store: MetadataStore, path: str, executions: Iterable[ExecutionRecord], pipeline: str | None
+) -> RecordedVersion | None:
+    """The newest of ``executions`` (of ``pipeline``, when given) that wrote ``path``, and what it wrote."""
+    from cmf_orchestrate.transfer import is_content_id
+
+    done = sorted(
+        (x for x in executions if x.state in _DONE and (pipeline is None or x.pipeline == pipeline)),
+        key=lambda x: x.id,
+        reverse=True,
     )
-    if chosen is None:
+    if not done:
         return None
-    artifact = by_id[max(writers[chosen.id])]
-    return RecordedVersion(path, artifact.uri, chosen.id)
+    events = store.events_of_executions([x.id for x in done], [EventType.OUTPUT])
+    artifacts = {a.id: a for a in store.artifacts_by_id({e.artifact_id for e in events})}
+    written: dict[int, str] = {}
+    for event in events:  # in event order: the last write of the path by an execution wins
+        artifact = artifacts.get(event.artifact_id)
+        if artifact is not None and artifact.path == path and is_content_id(artifact.uri):
+            written[event.execution_id] = artifact.uri
+    for execution in done:
+        if execution.id in written:
+            return RecordedVersion(path, written[execution.id], execution.id)
+    return None
 
 
 def ensure_inputs(
