@@ -10,13 +10,10 @@ Ray workers.
 Which flow runs get the summary hook (:class:`~cmf_orchestrate.prefect._compat.ConditionalHooks`):
 
 - every run of a ``@cmf_flow``: it declares that its tasks record, wherever they run;
-- a run of a plain ``@flow`` in which a ``@cmf_task`` ran in the flow's own process
-  (called directly, or submitted to Prefect's default ``ThreadPoolTaskRunner``). The
-  flow process sees nothing of task runs in other processes, so a plain ``@flow`` whose
-  recorded tasks all run on Dask, Ray or a process pool gets no summary: make it a
-  ``@cmf_flow``, or list :func:`publish_summary` in its ``on_completion`` and
-  ``on_failure`` hooks. A run of a plain ``@flow`` in which no ``@cmf_task`` ran gets
-  no hook of ours.
+- a run of a plain ``@flow`` that called, submitted or mapped a ``@cmf_task``: those
+  calls happen in the flow's process even when the task runner (Dask, Ray, a process
+  pool) runs the task elsewhere. A run of a plain ``@flow`` in which no ``@cmf_task``
+  was called gets no hook of ours.
 """
 
 from __future__ import annotations
@@ -85,7 +82,7 @@ def publish_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) 
     """Flow state hook: publish the executions the flow run recorded as a markdown artifact.
 
     Installed automatically (on completion, failure, crash and cancellation) on
-    ``@cmf_flow`` flows and on a plain flow once a ``@cmf_task`` runs in its process; it
+    ``@cmf_flow`` flows and on a plain flow once it calls, submits or maps a ``@cmf_task``; it
     can also be listed explicitly in ``on_completion`` / ``on_failure``. It queries the
     flow's store (its ``@cmf_flow(config=...)``, else the environment's) and any other
     store a task of the run recorded into in this process, for the executions of this
@@ -174,10 +171,10 @@ def _store_argument(settings: CmfSettings) -> str:
 def install_summary(flow: Flow[Any, Any]) -> None:
     """Make :func:`publish_summary` a hook of every final state of ``flow`` (once).
 
-    Called on every ``@cmf_flow`` when it is built, and on a plain flow when one of its
-    ``@cmf_task`` tasks runs in the flow's process. The hook runs in every run of a
-    ``@cmf_flow``, and in the runs of a plain flow in which a recorded task ran in this
-    process (see the module's documentation).
+    Called on every ``@cmf_flow`` when it is built, and on a plain flow when it calls,
+    submits or maps one of its ``@cmf_task`` tasks. The hook runs in every run of a
+    ``@cmf_flow``, and in the runs of a plain flow that called a recorded task (see the
+    module's documentation).
     """
     wanted = _summary_wanted(flow)
     with _hooks_lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,6 +191,48 @@ class _ResultSerializer:
         return self.serializer.loads(data)
 
 
+class _CmfTask(Task[P, R]):
+    """A Prefect task that, when submitted or mapped from a flow, installs the flow-run summary.
+
+    A task runner may run the task in another process (Dask, Ray, a process pool), where
+    nothing reaches the flow's process; submitting happens in the flow's process, so a
+    plain ``@flow`` learns there that it runs recorded tasks.
+    """
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        _note_submission(self)
+        return super().submit(*args, **kwargs)
+
+    def map(self, *args: Any, **kwargs: Any) -> Any:
+        _note_submission(self)
+        return super().map(*args, **kwargs)
+
+    def with_options(self, *args: Any, **kwargs: Any) -> Any:
+        copy = super().with_options(*args, **kwargs)
+        copy.__class__ = type(self)
+        return copy
+
+
+#: The recording of each task, by the task's wrapper function (which ``with_options`` keeps).
+_recordings: weakref.WeakKeyDictionary[Callable[..., Any], _Recording] = weakref.WeakKeyDictionary()
+
+
+def _note_submission(task: Task[Any, Any]) -> None:
+    """Install the summary on the running flow, and note the task's store for it."""
+    flow = _context.running_flow()
+    recording = _recordings.get(task.fn)
+    if flow is None or recording is None:
+        return
+    scope = _context.flow_run_scope()
+    try:
+        settings = settings_from(recording.resolve_source(), scope)
+    except CmfError as exc:
+        logger.debug("flow-run summary: settings of %s not resolved: %s", task.name, exc)
+        return  # the task run itself reports the configuration error
+    install_summary(flow)
+    _ledger.note_store(scope, settings)
+
+
 def _answered_from_cache() -> bool:
     """Whether the running task run was answered from Prefect's cache (its state is ``Cached``)."""
     ctx = TaskRunContext.get()
@@ -268,7 +311,9 @@ def _build(
     )
     wrapper = _wrap(recording)
     keep_task_key(wrapper, fn)
+    _recordings[wrapper] = recording
     created = prefect_task(**task_kwargs)(wrapper)
+    created.__class__ = _CmfTask
     created.on_completion_hooks = with_conditional_hook(
         created.on_completion_hooks, _cache_hit_hook(recording), _answered_from_cache
     )
