@@ -17,33 +17,22 @@ awaited once; each test then checks one of them.
 from __future__ import annotations
 
 import collections
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery_deployment import REDIS_HOST, REDIS_PORT, Deployment, DeploymentError, celery_deployment
 from s3server import S3Server, moto_available, moto_s3
-from servers import IN_CI, PG_HOST, PG_PORT, PG_USER, create_database, drop_database, require_server, server_up
+from servers import IN_CI, PG_HOST, PG_PORT, PG_USER, create_database, drop_database, require_server
 
 from cmf_orchestrate import CmfQuery, CmfSettings, EventType, ExecutionRecord, ExecutionState
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-#: The Redis database the Celery broker of these tests uses, apart from the default one.
-REDIS_DB = 11
 BUCKET = "cmf-celery-remote"
 S3_PREFIX = "cmf"
 EXAMPLE = "cmf_get_started"
@@ -63,224 +52,58 @@ DAGS = (
 EXPECTED = {"cmf_t_celery_lost": "failed", "cmf_t_celery_bad_remote": "failed"}
 WORKER_CONCURRENCY = 4
 
-_POLICY = '''"""Routes the example DAG's tasks to the Celery queues of two workers."""
-
-ROUTES = {routes!r}
-
-
-def task_policy(task):
-    """Put a task on the queue of the worker that must run it."""
-    queue = ROUTES.get(task.dag_id, {{}}).get(task.task_id)
-    if queue:
-        task.queue = queue
-'''
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pg(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname=database, host=PG_HOST, port=PG_PORT, user=PG_USER, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return list(cur.fetchall()) if cur.description else []
-    finally:
-        conn.close()
-
 
 @dataclass
 class Cluster:
-    """The running deployment and what its first round of DAG runs left."""
+    """The running deployment, its shared store and remotes, and the first round of DAG runs."""
 
-    env: dict[str, str]
-    home: Path
-    logs: Path
-    roots: dict[str, Path]
-    queues: dict[str, str]
-    airflow_db: str
+    deployment: Deployment
     mlmd_url: str
     local_remote: Path
-    elsewhere_remote: Path
     sqlite_store: Path
     s3: S3Server
-    port: int
     runs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def roots(self) -> dict[str, Path]:
+        """Worker -> project root."""
+        return self.deployment.roots
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """Worker -> Celery queue."""
+        return self.deployment.queues
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of a query on Airflow's metadata database."""
-        return _pg(self.airflow_db, sql, *params)
+        return self.deployment.rows(sql, *params)
 
     def query(self, store: str | None = None) -> CmfQuery:
         """A query over the shared MLMD store (or another one)."""
         return CmfQuery(settings=CmfSettings(store=store or self.mlmd_url, project_root=self.roots["a"]))
 
-    def fail(self, message: str) -> None:
-        """Fail the test with the tails of the components' logs."""
-        tails = "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.logs.glob("*.log"))
-        )
-        pytest.fail(f"{message}\n{tails}")
-
-    def wait(self, what: str, condition: Callable[[], Any], timeout: float) -> Any:
-        """Poll ``condition`` until it returns something true."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(1)
-        self.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        return None
-
     def trigger(self, dag_id: str) -> str:
-        """Trigger a manual run through the REST API; return its run id."""
-        run_id = f"celery__{dag_id}__{uuid.uuid4().hex[:8]}"
-        body = json.dumps({"dag_run_id": run_id, "logical_date": None}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/v2/dags/{dag_id}/dagRuns",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            assert response.status in (200, 201), response.read()
-        return run_id
+        """Trigger a manual run; return its run id."""
+        return self.deployment.trigger(dag_id)
 
     def finish(self, run_ids: list[str], timeout: float) -> dict[str, str]:
         """Wait for DAG runs to end; return run id -> state."""
-        marks = ",".join(["%s"] * len(run_ids))
-
-        def done() -> dict[str, str] | None:
-            rows = dict(self.rows(f"SELECT run_id, state FROM dag_run WHERE run_id IN ({marks})", *run_ids))
-            ended = len(rows) == len(run_ids) and all(s in ("success", "failed") for s in rows.values())
-            return {str(k): str(v) for k, v in rows.items()} if ended else None
-
-        return dict(self.wait(f"DAG runs {run_ids} to end", done, timeout))
+        try:
+            return self.deployment.finish(run_ids, timeout)
+        except DeploymentError as exc:
+            pytest.fail(str(exc))
 
     def tries(self, run_id: str) -> dict[tuple[str, int, int], tuple[str, str]]:
         """(task id, map index, try number) -> (state, queue) of every try of a DAG run."""
-        rows = self.rows(
-            "SELECT task_id, map_index, try_number, state, queue FROM task_instance WHERE run_id = %s "
-            "UNION ALL SELECT task_id, map_index, try_number, state, queue FROM task_instance_history "
-            "WHERE run_id = %s",
-            run_id,
-            run_id,
-        )
-        return {(t, int(m), int(n)): (str(s), str(q)) for t, m, n, s, q in rows}
+        return self.deployment.tries(run_id)
 
     def root_of(self, queue: str) -> Path:
         """The project root of the worker serving ``queue``."""
-        return self.roots[next(w for w, q in self.queues.items() if q == queue)]
+        return self.deployment.root_of(queue)
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
-        """The text of one try's task log."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        found = sorted(folder.glob(f"**/attempt={attempt}.log"))
-        assert found, f"no task log under {folder}"
-        return found[0].read_text(errors="replace")
-
-
-def _env(
-    home: Path,
-    airflow_db: str,
-    result_db: str,
-    port: int,
-    queues: dict[str, str],
-    connections: dict[str, dict[str, Any]],
-    s3: S3Server,
-    s3_remote: str,
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CMF_", "NEO4J_", "AWS_"))}
-    bundles = [
-        {
-            "name": name,
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(path), "refresh_interval": 5},
-        }
-        for name, path in (("cmf-examples", REPO / "dags"), ("cmf-tests", REPO / "tests/airflow/dag_files"))
-    ]
-    pg = f"{PG_USER}@{PG_HOST}:{PG_PORT}"
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "tests/airflow/dag_files"),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/{airflow_db}",
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}/{result_db}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
-            # No task may land on a queue nobody serves by accident: the default one is this run's own too.
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"{queues['a']}-default",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "cmf-orchestrate-celery-test-jwt-secret-0123456",
-            "AIRFLOW__API__SECRET_KEY": "cmf-orchestrate-celery-test-secret",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
-            "CELERY_TEST_QUEUES": f"{queues['a']},{queues['b']}",
-            # A remote of any scheme comes from the environment, as the connection leaves it out.
-            "CMF_REMOTE": s3_remote,
-            "DVC_NO_ANALYTICS": "1",
-            "GLOG_minloglevel": "2",
-            **s3.env,
-        }
-    )
-    for conn_id, extra in connections.items():
-        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "cmf", "extra": extra})
-    return env
-
-
-def _start(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = stack.enter_context(log.open("wb"))
-    proc = subprocess.Popen(
-        [AIRFLOW, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent
-    )
-
-    def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-    stack.callback(stop)
-    return proc
-
-
-def _api_ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _forget_queues(queues: list[str]) -> None:
-    """Delete this run's Celery queues from the broker's database."""
-    import redis
-
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_timeout=5)
-    keys = [k for q in queues for k in (q, f"_kombu.binding.{q}")]
-    client.delete(*keys)
-    client.close()
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """The text of a task's first try's log."""
+        return self.deployment.task_log(dag_id, run_id, task_id)
 
 
 @pytest.fixture(scope="module")
@@ -293,63 +116,48 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if IN_CI:
             pytest.fail(why)
         pytest.skip(why)
-    assert server_up(REDIS_HOST, REDIS_PORT)
     base = tmp_path_factory.mktemp("celery")
-    home, logs = base / "airflow", base / "logs"
-    roots = {"a": base / "worker-a", "b": base / "worker-b"}
     local_remote, elsewhere_remote = base / "remote", base / "remote-elsewhere"
-    for path in (home, logs, *roots.values()):
-        path.mkdir()
     token = uuid.uuid4().hex[:10]
-    queues = {"a": f"cmf-a-{token}", "b": f"cmf-b-{token}"}
-    airflow_db, result_db, mlmd_db = (f"cmf_celery_{what}_{token}" for what in ("airflow", "results", "mlmd"))
+    mlmd_db = f"cmf_celery_mlmd_{token}"
     mlmd_url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{mlmd_db}"
     sqlite_store = base / "worker-a-only.mlmd"
-
+    connections: dict[str, dict[str, Any]] = {
+        "cmf_default": {"store": mlmd_url, "remote": str(local_remote)},
+        "cmf_s3": {"store": mlmd_url},  # the remote: CMF_REMOTE, s3://...
+        "cmf_elsewhere": {"store": mlmd_url, "remote": str(elsewhere_remote)},
+        "cmf_bad_remote": {"store": mlmd_url, "remote": f"s3://cmf-no-such-bucket-{token}/x"},
+        "cmf_sqlite": {"store": str(sqlite_store), "remote": str(local_remote)},
+    }
     with ExitStack() as stack:
-        for name in (airflow_db, result_db, mlmd_db):
-            create_database("postgresql", name)
-            stack.callback(drop_database, "postgresql", name)
-        stack.callback(_forget_queues, [*queues.values(), f"{queues['a']}-default"])
-        s3 = stack.enter_context(moto_s3(logs))
+        create_database("postgresql", mlmd_db)
+        stack.callback(drop_database, "postgresql", mlmd_db)
+        s3 = stack.enter_context(moto_s3(base))
         s3.create_bucket(BUCKET)
-        port = _free_port()
-        connections: dict[str, dict[str, Any]] = {
-            "cmf_default": {"store": mlmd_url, "remote": str(local_remote)},
-            "cmf_s3": {"store": mlmd_url},  # the remote: CMF_REMOTE, s3://...
-            "cmf_elsewhere": {"store": mlmd_url, "remote": str(elsewhere_remote)},
-            "cmf_bad_remote": {"store": mlmd_url, "remote": f"s3://cmf-no-such-bucket-{token}/x"},
-            "cmf_sqlite": {"store": str(sqlite_store), "remote": str(local_remote)},
-        }
-        env = _env(home, airflow_db, result_db, port, queues, connections, s3, f"s3://{BUCKET}/{S3_PREFIX}")
-        (home / "config").mkdir()
-        routes = {EXAMPLE: {task: queues[worker] for task, worker in EXAMPLE_ROUTES.items()}}
-        (home / "config" / "airflow_local_settings.py").write_text(_POLICY.format(routes=routes))
-        cluster = Cluster(
-            env, home, logs, roots, queues, airflow_db, mlmd_url, local_remote, elsewhere_remote, sqlite_store, s3, port
-        )
-        migrate = subprocess.run(
-            [AIRFLOW, "db", "migrate"], check=False, env=env, capture_output=True, text=True, timeout=600
-        )
-        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-
-        _start(stack, ["api-server"], env, logs / "api-server.log")
-        cluster.wait("the api-server", lambda: _api_ready(port), 180)
-        _start(stack, ["scheduler"], env, logs / "scheduler.log")
-        _start(stack, ["dag-processor"], env, logs / "dag-processor.log")
-        for worker, queue in queues.items():
-            worker_env = {**env, "CMF_PROJECT_ROOT": str(roots[worker])}
-            args = ["celery", "worker", "-q", queue, "-H", f"{worker}-{token}@%h", "--skip-serve-logs"]
-            _start(stack, [*args, "--without-gossip", "--without-mingle"], worker_env, logs / f"worker-{worker}.log")
-        marks = ",".join(["%s"] * len(DAGS))
-        cluster.wait(
-            "the DAGs to be parsed",
-            lambda: len(cluster.rows(f"SELECT dag_id FROM dag WHERE dag_id IN ({marks})", *DAGS)) == len(DAGS),
-            300,
-        )
+        # A remote of any scheme may come from the environment, as connection cmf_s3 leaves it out.
+        env = {"CMF_REMOTE": f"s3://{BUCKET}/{S3_PREFIX}", **s3.env}
+        try:
+            deployment = stack.enter_context(
+                celery_deployment(
+                    base,
+                    dag_ids=DAGS,
+                    connections=connections,
+                    routes={EXAMPLE: EXAMPLE_ROUTES},
+                    extra_env=env,
+                    concurrency=WORKER_CONCURRENCY,
+                )
+            )
+        except DeploymentError as exc:
+            pytest.fail(str(exc))
+        cluster = Cluster(deployment, mlmd_url, local_remote, sqlite_store, s3)
         cluster.runs = {dag_id: cluster.trigger(dag_id) for dag_id in DAGS}
         cluster.finish(list(cluster.runs.values()), 600)
         yield cluster
+
+
+def test_every_dag_run_ends_as_expected(cluster: Cluster) -> None:
+    states = dict(cluster.rows("SELECT dag_id, state FROM dag_run WHERE run_id = ANY(%s)", list(cluster.runs.values())))
+    assert states == {dag_id: EXPECTED.get(dag_id, "success") for dag_id in DAGS}
 
 
 def _executions(q: CmfQuery, dag_id: str, run_id: str) -> list[ExecutionRecord]:
