@@ -323,3 +323,14 @@ def test_a_sqlite_store_under_celery_warns_that_workers_do_not_share_it(cluster:
     # A shared (PostgreSQL) store draws no such warning.
     shared = cluster.runs["cmf_t_celery_pass"]
     assert "does not share" not in cluster.task_log("cmf_t_celery_pass", shared, "produce")
+
+
+def test_a_mapped_operator_declares_its_asset_alias_when_parsed(load_dag: Any) -> None:
+    """Templated outputs emit asset events through an alias; a mapped operator must declare it at parse
+    time too, or concurrently finishing map instances all create it and all but one fail on
+    Airflow's unique index (``idx_asset_alias_name_unique``)."""
+    from airflow.sdk import AssetAlias
+
+    shard = load_dag("cmf_t_celery_fanout").get_task("shard")
+    outlets = [*shard.partial_kwargs.get("outlets", []), *getattr(shard, "outlets", [])]
+    assert AssetAlias(name="cmf:cmf_t_celery_fanout.shard") in outlets
