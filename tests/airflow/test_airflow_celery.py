@@ -160,6 +160,16 @@ def test_every_dag_run_ends_as_expected(cluster: Cluster) -> None:
     assert states == {dag_id: EXPECTED.get(dag_id, "success") for dag_id in DAGS}
 
 
+def test_task_logs_show_no_database_errors(cluster: Cluster) -> None:
+    """Many new processes open the shared store: none of them logs a database error."""
+    logs = sorted((cluster.deployment.home / "logs").rglob("attempt=*.log"))
+    assert len(logs) >= 30
+    noisy = {
+        str(p.relative_to(cluster.deployment.home)) for p in logs if "duplicate key" in p.read_text(errors="replace")
+    }
+    assert noisy == set()
+
+
 def _executions(q: CmfQuery, dag_id: str, run_id: str) -> list[ExecutionRecord]:
     return [e for e in q.executions(pipeline=dag_id, newest_first=False) if e.fact("run_id") == run_id]
 
