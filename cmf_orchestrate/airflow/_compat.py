@@ -135,3 +135,12 @@ def _serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     except ImportError:  # Airflow 3.0
         from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef,import-not-found,unused-ignore]
     return serialize, deserialize
+
+
+def task_placement(dag: Any, task_group: Any, task_id: str) -> tuple[Any, str]:
+    """The DAG a task defined now belongs to, and its full id in its task group (as ``partial`` makes them)."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+    dag = dag or DagContext.get_current()
+    group = task_group or (TaskGroupContext.get_current(dag) if dag else None)
+    return dag, group.child_id(task_id) if group else task_id

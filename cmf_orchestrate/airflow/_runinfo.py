@@ -7,10 +7,11 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cmf_orchestrate.airflow._compat import AirflowNotFoundException, config_value, configured_executors
+from cmf_orchestrate.airflow._compat import AirflowNotFoundException, Asset, config_value, configured_executors
+from cmf_orchestrate.airflow.assets import cmf_asset
 from cmf_orchestrate.artifacts import ArtifactSpec, Dataset
 from cmf_orchestrate.errors import InvalidArgumentError
 from cmf_orchestrate.facts import RunInfo, callable_name, code_fingerprint
@@ -245,3 +246,37 @@ def _iso(value: Any) -> str:
     import pendulum
 
     return str(pendulum.instance(value).to_iso8601_string())
+
+
+# -- assets: what a task declares to Airflow ---------------------------------------------------------
+
+
+def alias_name(dag_id: str | None, task_id: str) -> str:
+    """The asset alias through which a task's templated outputs are announced."""
+    return f"cmf:{dag_id}.{task_id}" if dag_id else f"cmf:{task_id}"
+
+
+def any_templated(declared: Iterable[ArtifactSpec]) -> bool:
+    """Whether a declared path is rendered only at run time."""
+    return any(is_templated(d.path) for d in declared)
+
+
+def merged(existing: Any, added: Iterable[Any]) -> list[Any]:
+    """``existing`` (one or a list) followed by what of ``added`` it does not hold yet."""
+    result = as_list(existing)
+    result += [item for item in added if item not in result]
+    return result
+
+
+def static_assets(declared: Iterable[ArtifactSpec]) -> list[Asset]:
+    """The assets of the declared paths known when the DAG is parsed."""
+    return [cmf_asset(d.path) for d in declared if not is_templated(d.path)]
+
+
+def as_list(value: Any) -> list[Any]:
+    """An operator argument that takes one item or a list, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]

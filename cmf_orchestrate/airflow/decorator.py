@@ -10,9 +10,16 @@ is simply ``@task.cmf(...)``::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from cmf_orchestrate.airflow._compat import DecoratedOperator, TaskDecorator, task_decorator_factory
+from cmf_orchestrate.airflow import _runinfo
+from cmf_orchestrate.airflow._compat import (
+    AssetAlias,
+    DecoratedOperator,
+    TaskDecorator,
+    task_decorator_factory,
+    task_placement,
+)
 from cmf_orchestrate.airflow.operator import CmfOperator
 
 __all__ = ["cmf_task"]
@@ -59,9 +66,32 @@ def cmf_task(
     Returns:
         The TaskFlow decorator.
     """
+    if python_callable is None:
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            return cmf_task(fn, multiple_outputs=multiple_outputs, **kwargs)
+
+        return cast(TaskDecorator, decorate)
     return task_decorator_factory(
         python_callable=python_callable,
         multiple_outputs=multiple_outputs,
         decorated_operator_class=_CmfDecoratedOperator,
-        **kwargs,
+        **_declared_assets(python_callable, kwargs),
     )
+
+
+def _declared_assets(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the declared paths' assets, and the alias of templated outputs, as inlets and outlets.
+
+    Declared when the function is decorated, so that a mapped ``@task.cmf``, built without
+    running the operator's ``__init__``, announces its outputs through an alias Airflow
+    knows before any map instance finishes.
+    """
+    inputs = _runinfo.declarations(kwargs.get("inputs"), "inputs")
+    outputs = _runinfo.declarations(kwargs.get("outputs"), "outputs")
+    inlets = _runinfo.merged(kwargs.get("inlets"), _runinfo.static_assets(inputs))
+    outlets = _runinfo.merged(kwargs.get("outlets"), _runinfo.static_assets(outputs))
+    if _runinfo.any_templated(outputs):
+        dag, full_id = task_placement(kwargs.get("dag"), kwargs.get("task_group"), kwargs.get("task_id") or fn.__name__)
+        outlets = _runinfo.merged(outlets, [AssetAlias(name=_runinfo.alias_name(dag.dag_id if dag else None, full_id))])
+    return {**kwargs, "inlets": inlets, "outlets": outlets}

@@ -15,6 +15,7 @@ from cmf_orchestrate.airflow._compat import (
     PythonOperator,
     XComCodec,
     config_flag,
+    task_placement,
 )
 from cmf_orchestrate.airflow.assets import cmf_asset
 from cmf_orchestrate.artifacts import ArtifactSpec
@@ -102,22 +103,38 @@ class CmfOperator(PythonOperator):
     ) -> None:
         declared_inputs = _runinfo.declarations(inputs, "inputs")
         declared_outputs = _runinfo.declarations(outputs, "outputs")
-        kwargs["inlets"] = [*_as_list(kwargs.get("inlets")), *_static_assets(declared_inputs)]
-        outlets = [*_as_list(kwargs.get("outlets")), *_static_assets(declared_outputs)]
-        kwargs["outlets"] = outlets
+        kwargs["inlets"] = _runinfo.merged(kwargs.get("inlets"), _runinfo.static_assets(declared_inputs))
+        kwargs["outlets"] = _runinfo.merged(kwargs.get("outlets"), _runinfo.static_assets(declared_outputs))
         super().__init__(python_callable=python_callable, **kwargs)
         self.inputs: list[ArtifactSpec] = declared_inputs
         self.outputs: list[ArtifactSpec] = declared_outputs
         self.cmf_conn_id = cmf_conn_id
         self.pipeline = pipeline
         self.reuse = reuse
-        if any(_runinfo.is_templated(d.path) for d in declared_outputs):
+        if _runinfo.any_templated(declared_outputs) and not any(isinstance(o, AssetAlias) for o in self.outlets):
             # A rendered path is known only at run time: its asset events go through an alias.
-            self.outlets = [*self.outlets, AssetAlias(name=self._alias_name())]
+            dag_id = self.dag_id if self.has_dag() else None  # type: ignore[no-untyped-call]
+            self.outlets = [*self.outlets, AssetAlias(name=_runinfo.alias_name(dag_id, self.task_id))]
 
-    def _alias_name(self) -> str:
-        dag_id = self.dag_id if self.has_dag() else None  # type: ignore[no-untyped-call]
-        return f"cmf:{dag_id}.{self.task_id}" if dag_id else f"cmf:{self.task_id}"
+    @classmethod
+    def partial(cls, *, task_id: str, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``, declaring the assets and alias of the outputs when the DAG is parsed.
+
+        A mapped task is built from its partial arguments at parse time, without running
+        ``__init__``; map instances that find the alias of templated outputs undeclared
+        would each create it when they finish, and all but one would fail on Airflow's
+        unique index.
+        """
+        declared_inputs = _runinfo.declarations(kwargs.get("inputs"), "inputs")
+        declared_outputs = _runinfo.declarations(kwargs.get("outputs"), "outputs")
+        kwargs["inlets"] = _runinfo.merged(kwargs.get("inlets"), _runinfo.static_assets(declared_inputs))
+        outlets = _runinfo.merged(kwargs.get("outlets"), _runinfo.static_assets(declared_outputs))
+        if _runinfo.any_templated(declared_outputs):
+            dag, full_id = task_placement(kwargs.get("dag"), kwargs.get("task_group"), task_id)
+            alias = AssetAlias(name=_runinfo.alias_name(dag.dag_id if dag else None, full_id))
+            outlets = _runinfo.merged(outlets, [alias])
+        kwargs["outlets"] = outlets
+        return super().partial(task_id=task_id, **kwargs)
 
     def render_template(
         self,
@@ -262,15 +279,3 @@ def _event_extra(record: ArtifactRecord, run: TaskRun) -> dict[str, Any]:
         "pipeline_id": run.pipeline_id,
         "stage_id": run.stage_id,
     }
-
-
-def _static_assets(declared: Iterable[ArtifactSpec]) -> list[Asset]:
-    return [cmf_asset(d.path) for d in declared if not _runinfo.is_templated(d.path)]
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]

@@ -39,6 +39,8 @@ from cmf_orchestrate.errors import StoreError, StoreUnavailableError
 __all__ = ["Database", "Prepared", "RawResult", "database_for"]
 
 logger = logging.getLogger(__name__)
+#: SQLAlchemy's statement log, where statements run on the driver's cursor are logged as well.
+_SQL_LOG = logging.getLogger("sqlalchemy.engine.Engine")
 
 T = TypeVar("T")
 
@@ -140,6 +142,9 @@ class Database:
             sqlalchemy.exc.DBAPIError: The driver's error, wrapped as SQLAlchemy wraps it.
         """
         many = not isinstance(params, Mapping)
+        if _SQL_LOG.isEnabledFor(logging.INFO):
+            # A deployment that turned SQLAlchemy's statement log on sees these statements too.
+            _SQL_LOG.info("%s [cmf-orchestrate, on the driver's cursor%s]", prepared.sql, ", many" if many else "")
         cursor = conn.connection.cursor()
         try:
             if isinstance(params, Mapping):

@@ -358,3 +358,19 @@ def test_cmf_conn_id_option_names_the_default_connection(
 
     assert load_dag("cmf_t_logging").test(logical_date=None).state == "success"
     assert only_execution(query(other), "cmf_t_logging", "chatty").state is ExecutionState.COMPLETE
+
+
+def test_mapped_tasks_declare_their_assets_and_alias_when_parsed(load_dag) -> None:
+    """A mapped task is built without running the operator's ``__init__``: its outputs' alias must be
+    declared at parse time all the same, or its map instances race to create it when they finish."""
+    from airflow.sdk import Asset, AssetAlias
+
+    dag = load_dag("cmf_t_mapped")
+    for task_id in ("square", "cube"):
+        mapped = dag.get_task(task_id)
+        outlets = mapped.partial_kwargs.get("outlets", [])
+        assert [o for o in outlets if isinstance(o, AssetAlias)] == [AssetAlias(name=f"cmf:cmf_t_mapped.{task_id}")]
+    cube = dag.get_task("cube")
+    assert Asset(name="cmf://mapped/0.txt", uri="cmf://mapped/0.txt") in cube.partial_kwargs.get("inlets", []) or any(
+        getattr(i, "uri", "") == "cmf://mapped/0.txt" for i in cube.partial_kwargs.get("inlets", [])
+    )
