@@ -384,7 +384,7 @@ def explain(store: Any, execution: ExecutionRecord) -> list[str]:
         source = execution.fact("reused_execution")
         return [f"reused execution {source}: its declared inputs, parameters, code and environment are the same"]
     if parts_text is None:
-        return ["reuse was off for this attempt (reuse=True on the task, or the reuse setting)"]
+        return ["reuse was off for this attempt; turn it on with reuse=True on the task, or the reuse setting"]
     parts = json.loads(str(parts_text))
     earlier = [
         x

@@ -40,6 +40,8 @@ class ConnectionField:
     kind: Literal["string", "boolean"]
     description: str
     placeholder: str = ""
+    #: The values a string field accepts (the form offers them as a choice).
+    choices: tuple[str, ...] = ()
 
 
 #: The typed fields of the connection form, in form order. Settings the form leaves empty
@@ -50,7 +52,8 @@ CONNECTION_FIELDS: tuple[ConnectionField, ...] = (
         "Metadata store",
         "string",
         "ML Metadata store: a path relative to the project root, sqlite:///path, "
-        "postgresql://user@host:port/db or mysql://user@host:port/db. Default: mlmd in the project root.",
+        "postgresql://user@host:port/db or mysql://user@host:port/db. Default: CMF_STORE, else the project "
+        "file, else mlmd in the project root.",
         "postgresql://cmf@metadata-db:5432/cmf",
     ),
     ConnectionField(
@@ -65,7 +68,8 @@ CONNECTION_FIELDS: tuple[ConnectionField, ...] = (
         "graph",
         "Mirror into Neo4j",
         "boolean",
-        "Mirror every finished execution into the Neo4j server named above. Default: on when a Neo4j URI is set.",
+        "Mirror every finished execution into the Neo4j server of the standard fields (Neo4j URI, user, "
+        "password). Default: on when a Neo4j URI is set.",
     ),
     ConnectionField(
         "pipeline",
@@ -93,9 +97,10 @@ CONNECTION_FIELDS: tuple[ConnectionField, ...] = (
         "inputs",
         "Declared inputs",
         "string",
-        "recorded (default): with a remote, an input whose local bytes differ from its latest recorded "
-        "version is replaced by that version. local: local files are used as they are.",
+        "With a remote, an input whose local bytes differ from its latest recorded version is replaced by "
+        "that version (recorded, the default), or used as it is (local).",
         "recorded",
+        ("recorded", "local"),
     ),
     ConnectionField(
         "reuse",
@@ -154,7 +159,7 @@ def _conn_fields() -> dict[str, Any]:
         f.name: {
             "label": f.label,
             "description": f"{f.description} Example: {f.placeholder}" if f.placeholder else f.description,
-            "schema": {"type": [f.kind, "null"]},
+            "schema": {"type": [f.kind, "null"], **({"enum": [*f.choices, None]} if f.choices else {})},
         }
         for f in CONNECTION_FIELDS
     }

@@ -85,42 +85,64 @@ def train(): ...
 
     store: str | None = Field(
         default=None,
-        description="ML Metadata store: a path, sqlite:///path, postgresql://user@host:port/db or mysql://...",
+        title="Metadata store",
+        description="ML Metadata store: a path relative to the project root, sqlite:///path, "
+        "postgresql://user@host:port/db or mysql://user@host:port/db. Default: CMF_STORE, else the project file, "
+        "else mlmd in the project root.",
         examples=["mlmd", "postgresql://cmf@127.0.0.1:5432/cmf"],
     )
-    store_password: SecretStr | None = Field(default=None, description="Password of a PostgreSQL or MySQL store.")
-    project_root: str | None = Field(
-        default=None, description="Project root: artifact paths are relative to it; it holds the DVC repository."
+    store_password: SecretStr | None = Field(
+        default=None, title="Store password", description="Password of a PostgreSQL or MySQL store."
     )
-    graph: bool | None = Field(default=None, description="Mirror executions into Neo4j.")
-    neo4j_uri: str | None = Field(default=None, description="Bolt URL of the Neo4j server.")
-    neo4j_user: str | None = Field(default=None, description="Neo4j user name.")
-    neo4j_password: SecretStr | None = Field(default=None, description="Neo4j password.")
-    pipeline: str | None = Field(default=None, description="Pipeline name replacing the flow name.")
+    project_root: str | None = Field(
+        default=None,
+        title="Project root",
+        description="Folder that declared paths are relative to; it holds the DVC repository and cache. "
+        "Default: CMF_PROJECT_ROOT, else the task's working directory.",
+    )
+    graph: bool | None = Field(
+        default=None,
+        title="Mirror into Neo4j",
+        description="Mirror every finished execution into Neo4j. Default: on when a Neo4j URI is set.",
+    )
+    neo4j_uri: str | None = Field(default=None, title="Neo4j URI", description="Bolt URL of the Neo4j server.")
+    neo4j_user: str | None = Field(default=None, title="Neo4j user", description="Neo4j user name.")
+    neo4j_password: SecretStr | None = Field(default=None, title="Neo4j password", description="Neo4j password.")
+    pipeline: str | None = Field(
+        default=None,
+        title="Pipeline name",
+        description="Pipeline name replacing the flow name. Default: the flow name.",
+    )
     strict_outputs: bool | None = Field(
-        default=None, description="Fail an attempt whose declared output it did not write."
+        default=None,
+        title="Strict outputs",
+        description="Fail an attempt whose declared output it did not write (default: record it as declared, "
+        "not produced).",
     )
     remote: str | None = Field(
         default=None,
         title="DVC remote",
         description="DVC remote URL shared by every worker: a path, s3://bucket/prefix or any scheme DVC "
-        "supports. Completing a task pushes its outputs there; a missing input is fetched from there.",
+        "supports. Completing a task pushes its outputs there; a missing input is fetched from there. "
+        "Default: CMF_REMOTE, else the project file, else none.",
         examples=["s3://ml-artifacts/cmf", "/mnt/shared/dvc-remote"],
     )
     remote_password: SecretStr | None = Field(
-        default=None, description="Password of the remote URL's user (https://user@host/path, ssh://...)."
+        default=None,
+        title="Remote password",
+        description="Password of the remote URL's user (https://user@host/path, ssh://user@host/path).",
     )
     inputs: Literal["recorded", "local"] | None = Field(
         default=None,
         title="Declared inputs",
-        description="recorded: with a remote, an input whose local bytes differ from its latest recorded "
-        "version is replaced by that version. local: local files are used as they are.",
+        description="With a remote, an input whose local bytes differ from its latest recorded version is "
+        "replaced by that version (recorded, the default), or used as it is (local).",
     )
     reuse: bool | None = Field(
         default=None,
         title="Reuse earlier runs",
         description="Every task reuses an earlier COMPLETE execution with the same inputs, parameters, "
-        "code and environment instead of running again.",
+        "code and environment instead of running again (default: off; a task can turn it on for itself).",
     )
 
     @field_validator("store")

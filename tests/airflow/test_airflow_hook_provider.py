@@ -105,6 +105,8 @@ def test_hook_methods_build_the_same_form_for_airflow_3_0_and_3_1(monkeypatch: p
     assert {n: (f["schema"]["type"], f["schema"]["title"]) for n, f in legacy.items()} == {
         n: (f["schema"]["type"], f["label"]) for n, f in declared["conn-fields"].items()
     }
+    # Airflow 3.2+ offers the values of a setting that takes a few as a choice.
+    assert declared["conn-fields"]["inputs"]["schema"]["enum"] == ["recorded", "local", None]
     behaviour = CmfHook.get_ui_field_behaviour()
     assert behaviour["hidden_fields"] == declared["ui-field-behaviour"]["hidden-fields"] == ["port", "schema"]
     assert behaviour["relabeling"] == declared["ui-field-behaviour"]["relabeling"]
