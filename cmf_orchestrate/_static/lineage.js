@@ -187,12 +187,13 @@
     "rhomboid": "M6,1 H21 L16,15 H1 Z",
     "round-pentagon": "M11,1 L21,6.5 L17,15 H5 L1,6.5 Z"
   };
-  function swatch(shape, fill, stroke, dashed) {
+  function swatch(shape, fill, stroke, dashed, strokeWidth) {
     var svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("width", "22"); svg.setAttribute("height", "16"); svg.setAttribute("class", "swatch");
     var path = document.createElementNS(SVG, "path");
     path.setAttribute("d", SHAPES[shape] || SHAPES["round-rectangle"]);
-    path.setAttribute("fill", fill); path.setAttribute("stroke", stroke); path.setAttribute("stroke-width", "1.2");
+    path.setAttribute("fill", fill); path.setAttribute("stroke", stroke);
+    path.setAttribute("stroke-width", strokeWidth || "1.2");
     if (dashed) path.setAttribute("stroke-dasharray", "3 2");
     svg.appendChild(path);
     return svg;
@@ -236,6 +237,9 @@
     var label = t === "Environment" ? "python environment (input of every run; not wired)" : t;
     legendItem("artifact:" + t, label, swatch(a.shape, a.color, "#616161", false));
   });
+  if (present(function (n) { return n.id === data.root; })) {
+    legendItem("root", "the artifact or run asked about (bold outline)", swatch("round-rectangle", "#ffffff", "#000", false, "2.6"));
+  }
   ["input", "output"].forEach(function (kind) {
     if (flow.some(function (e) { return e.kind === kind; })) {
       legendItem("edge:" + kind, kind === "input" ? "read by (input)" : "written by (output)", edgeSwatch(EDGE[kind]));
@@ -252,7 +256,11 @@
       var tr = document.createElement("tr");
       var th = document.createElement("th");
       var td = document.createElement("td");
-      th.textContent = k;
+      // A long key breaks after "_" or ".", never inside a word.
+      String(k).split(/(?<=[_.])/).forEach(function (part, i) {
+        if (i) th.appendChild(document.createElement("wbr"));
+        th.appendChild(document.createTextNode(part));
+      });
       td.textContent = text(v);
       tr.appendChild(th);
       tr.appendChild(td);

@@ -180,6 +180,7 @@ def test_page_is_readable_and_labels_what_it_draws(
     expected = {"pipeline", "stage", *{f"edge:{e['kind']}" for e in flow}}
     expected |= {f"execution:{n['state']}" for n in nodes.values() if n["kind"] == "execution"}
     expected |= {f"artifact:{n['subtype']}" for n in nodes.values() if n["kind"] == "artifact"}
+    expected |= {"root"} if graph.get("root") in nodes else set()  # the bold outline of what was asked about
     assert legend == expected
 
     shot = screenshot(page, tmp_path / f"lineage-{width}.png", tmp_path, width=width)
