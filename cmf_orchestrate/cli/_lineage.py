@@ -166,8 +166,8 @@ def lineage_cmd(
         output = Path("lineage.html")
     if fmt == "tree" and output is None:
         console = out_console()
-        # A narrow terminal gets short md5s rather than lines wrapped in the middle of one.
-        console.print(to_tree(rgraph, short=console.width < 120))
+        # A narrow terminal gets short md5s, and lines that end in "…" rather than wrap under the tree's guides.
+        console.print(to_tree(rgraph, short=console.width < 120), no_wrap=True, overflow="ellipsis")
         return
     text = render(rgraph, cast("Format", fmt))
     if output is None:
