@@ -151,24 +151,29 @@ def _packages() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+#: The distribution name at the start of a requirement line (``name[extra] >=1; marker``).
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
 @functools.cache
 def _installed(name: str) -> tuple[str, str, tuple[str, ...]] | None:
-    """(canonical name, version, names it requires) of an installed distribution, or None."""
+    """(canonical name, version, names it requires) of an installed distribution, or None.
+
+    Requirements of an extra are left out. Others count only if installed, so a
+    requirement whose environment marker excludes this interpreter (and which is therefore
+    not installed) changes nothing.
+    """
     try:
         dist = importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
         return None
-    from packaging.requirements import InvalidRequirement, Requirement
-
     required: list[str] = []
     for line in dist.requires or ():
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+        requirement, _, marker = line.partition(";")
+        match = _REQUIREMENT.match(requirement)
+        if match is None or "extra" in marker:
             continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        required.append(req.name)
+        required.append(match.group(1))
     return _NAME.sub("-", dist.metadata["Name"]).lower(), dist.version, tuple(required)
 
 
