@@ -418,7 +418,7 @@ class Cmf:
     def _git_commit(self, message: str) -> str:
         """Commit the staged changes when the project is a git work tree; the new commit, or ``""``."""
         root = self.settings.project_root
-        if find_git_dir(Path(root).resolve()) is None:
+        if find_git_dir(root) is None:  # the settings' root is resolved
             return ""
         try:
             subprocess.run(  # noqa: S603 - git from PATH, fixed arguments
@@ -443,7 +443,7 @@ class Cmf:
 
     def _git_add(self, *paths: str) -> None:
         root = self.settings.project_root
-        if find_git_dir(Path(root).resolve()) is None:
+        if find_git_dir(root) is None:  # the settings' root is resolved
             return
         try:
             subprocess.run(  # noqa: S603 - git from PATH, fixed arguments

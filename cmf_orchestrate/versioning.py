@@ -127,12 +127,24 @@ class ContentHash:
 
 
 def find_git_dir(start: Path) -> Path | None:
-    """The ``.git`` directory of the work tree containing ``start``, if any."""
-    for directory in (start, *start.parents):
-        candidate = directory / ".git"
-        if candidate.exists():
-            return candidate
-    return None
+    """The ``.git`` directory of the work tree containing ``start``, if any.
+
+    Every task run asks several times, walking up to the file system's root: an answer is
+    remembered for a second, and a remembered ``.git`` only while it exists.
+    """
+    key = os.fspath(start)
+    now = time.monotonic()
+    known = _git_dirs.get(key)
+    if known is not None and now - known[1] < _GIT_DIR_TTL and (known[0] is None or known[0].exists()):
+        return known[0]
+    found = next((d / ".git" for d in (start, *start.parents) if (d / ".git").exists()), None)
+    _git_dirs[key] = (found, now)
+    return found
+
+
+_git_dirs: dict[str, tuple[Path | None, float]] = {}
+#: Seconds a found (or missing) work tree is remembered: a repository created meanwhile is seen after that.
+_GIT_DIR_TTL = 1.0
 
 
 class _ChangedWhileReadError(Exception):
@@ -1046,13 +1058,22 @@ _versioners_lock = threading.Lock()
 
 def versioner_for(root: Path) -> Versioner:
     """The process-wide :class:`Versioner` of a project root."""
-    path = Path(root).resolve()
-    key = (path, os.getpid())  # the stat cache connection is not shared with a forked child
-    with _versioners_lock:
-        versioner = _versioners.get(key)
-        if versioner is None:
-            versioner = _versioners[key] = Versioner(path)
+    pid = os.getpid()  # the stat cache connection is not shared with a forked child
+    given = (os.fspath(root), pid)
+    versioner = _versioners_given.get(given)
+    if versioner is not None:
         return versioner
+    path = Path(root).resolve()
+    with _versioners_lock:
+        versioner = _versioners.get((path, pid))
+        if versioner is None:
+            versioner = _versioners[(path, pid)] = Versioner(path)
+        _versioners_given[given] = versioner
+        return versioner
+
+
+#: The same, by the root as given: resolving the path on every call costs a stat per component.
+_versioners_given: dict[tuple[str, int], Versioner] = {}
 
 
 # -- remotes: moving cached content -------------------------------------------------------------
