@@ -230,7 +230,8 @@ def push(
 ) -> TransferReport:
     """Upload cached objects (a directory with its files) to a remote.
 
-    Objects absent from the local cache are reported ``missing``, never as already there.
+    An object absent from the local cache is ``present`` when the remote holds it (another
+    worker pushed it), else ``missing``: never reported as already there when it is not.
 
     Raises:
         ConfigError: No usable remote.
@@ -240,10 +241,10 @@ def push(
     cache = versioner_for(root)._cache()
     local = Remote("cache", "", cache)
     wanted = _wanted(hashes)
-    missing = [m for m in wanted if not local.has(m)]
-    candidates = [m for m in wanted if m not in set(missing)]
-    present = [m for m in candidates if target.has(m)]
-    todo = [m for m in candidates if m not in set(present)]
+    present = [m for m in wanted if target.has(m)]
+    elsewhere = [m for m in wanted if m not in set(present)]
+    missing = [m for m in elsewhere if not local.has(m)]
+    todo = [m for m in elsewhere if m not in set(missing)]
     transferred, failed = _transfer(cache, target.odb, todo, progress)
     # A copy that moved nothing new (another worker pushed it meanwhile) is there all the same.
     present += [m for m in todo if m not in transferred and m not in failed]

@@ -148,3 +148,15 @@ def test_repeated_pushes_send_nothing_new(tmp_path: Path, shared: tuple[Path, Pa
     assert report.present == (md5,) and not report.transferred
     _produce(a, "x.csv", b"1\n")  # same bytes again
     assert sorted(p for p in remote.rglob("*") if p.is_file()) == files
+
+
+def test_a_push_counts_what_another_worker_pushed_as_there_and_the_rest_as_missing(
+    tmp_path: Path, shared: tuple[Path, Path]
+) -> None:
+    store, remote = shared
+    a = _worker(tmp_path, "a", store, remote)
+    b = _worker(tmp_path, "b", store, remote)
+    on_remote = _produce(a, "x.csv", b"made and pushed on a\n")
+    absent = "f" * 32
+    report = push(b.project_root, [on_remote, absent], str(remote))
+    assert report.present == (on_remote,) and report.missing == (absent,) and not report.transferred

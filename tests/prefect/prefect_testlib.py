@@ -47,3 +47,24 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"nothing observed within {timeout}s")
         time.sleep(interval)
+
+
+def published(flow_run_id: object, key: str) -> str | None:
+    """The markdown of the Prefect artifact ``key`` of a flow run, if it was published."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return next((str(a.data) for a in found if a.key == key), None)
+
+
+def summary_rows(markdown: str) -> dict[str, str]:
+    """Table rows of a flow-run summary by execution id."""
+    return {
+        line.split("|")[1].strip(): line
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "---" not in line and not line.startswith("| Id ")
+    }

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect_testlib import wait_for
+from prefect_testlib import published, summary_rows, wait_for
 from s3server import S3Server, moto_available, moto_s3
 from servers import IN_CI, PG_HOST, PG_PORT, PG_USER, create_database, drop_database, require_server
 
@@ -293,8 +293,8 @@ def test_dask_workers_gather_shards_made_on_both_and_publish_the_summary(
     assert not (flow_root / "dask").exists()
 
     # The summary, published by the flow's process, lists the task runs of both workers.
-    markdown = wait_for(lambda: _published(flow_run_id, artifact_key(pipeline)), timeout=60)
-    rows = _rows(markdown)
+    markdown = wait_for(lambda: published(flow_run_id, artifact_key(pipeline)), timeout=60)
+    rows = summary_rows(markdown)
     assert set(rows) == {str(e.id) for e in executions}, markdown
     assert all("| COMPLETE |" in row for row in rows.values())
     assert f"{shards + 1} COMPLETE" in markdown
@@ -313,23 +313,3 @@ def _bucket(s3: S3Server) -> dict[str, Any]:
     """Key -> (ETag, LastModified) of every object of the bucket."""
     contents = s3.client().list_objects_v2(Bucket=BUCKET).get("Contents", [])
     return {o["Key"]: (o["ETag"], o["LastModified"]) for o in contents}
-
-
-def _published(flow_run_id: object, key: str) -> str | None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return next((str(a.data) for a in found if a.key == key), None)
-
-
-def _rows(markdown: str) -> dict[str, str]:
-    """Table rows of a summary by execution id."""
-    return {
-        line.split("|")[1].strip(): line
-        for line in markdown.splitlines()
-        if line.startswith("| ") and "---" not in line and not line.startswith("| Id ")
-    }

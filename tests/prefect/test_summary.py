@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from prefect_testlib import Project, wait_for
+from prefect_testlib import Project, published, summary_rows, wait_for
 
 from cmf_orchestrate.prefect._summary import render
 from cmf_orchestrate.records import (
@@ -79,26 +79,6 @@ def test_a_run_without_files_has_no_lineage_command() -> None:
 # -- the summary of real flow runs, wherever their tasks ran ------------------------------------
 
 
-def _published(flow_run_id: object, key: str) -> str | None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return next((str(a.data) for a in found if a.key == key), None)
-
-
-def _rows(markdown: str) -> dict[str, str]:
-    """Table rows of a summary by execution id."""
-    return {
-        line.split("|")[1].strip(): line
-        for line in markdown.splitlines()
-        if line.startswith("| ") and "---" not in line and not line.startswith("| Id ")
-    }
-
-
 def _ids_of_flow_run(project: Project, flow_run_id: object) -> dict[str, str]:
     """Execution id -> stage of the executions recorded for a flow run."""
     snapshots = project.query().get_executions_by_fact("flow_run_id", str(flow_run_id))
@@ -132,8 +112,8 @@ def test_summary_of_tasks_on_a_thread_pool(project: Project) -> None:
     recorded = _ids_of_flow_run(project, flow_run_id)
     assert sorted(recorded.values()) == ["gather"] + ["shard"] * 6
 
-    markdown = wait_for(lambda: _published(flow_run_id, "cmf-threaded-shards"))
-    rows = _rows(markdown)
+    markdown = wait_for(lambda: published(flow_run_id, "cmf-threaded-shards"))
+    rows = summary_rows(markdown)
     assert set(rows) == set(recorded)
     assert all("| COMPLETE |" in row for row in rows.values())
     assert "7 COMPLETE" in markdown
@@ -178,8 +158,8 @@ def test_summary_of_tasks_run_in_other_processes(project: Project) -> None:
         flow_run_id = state.state_details.flow_run_id
         recorded = _ids_of_flow_run(project, flow_run_id)
         assert sorted(recorded.values()) == ["part"] * 3
-        markdown = wait_for(lambda: _published(flow_run_id, key))  # noqa: B023 - used in this iteration
-        assert set(_rows(markdown)) == set(recorded)
+        markdown = wait_for(lambda: published(flow_run_id, key))  # noqa: B023 - used in this iteration
+        assert set(summary_rows(markdown)) == set(recorded)
         assert "3 COMPLETE" in markdown
 
     # A plain flow that calls no recorded task gets no hook of ours.
@@ -218,5 +198,5 @@ def test_summary_of_tasks_on_dask_workers(project: Project) -> None:
         flow_run_id = state.state_details.flow_run_id
         recorded = _ids_of_flow_run(project, flow_run_id)
         assert sorted(recorded.values()) == ["piece"] * 4
-        markdown = wait_for(lambda: _published(flow_run_id, key))  # noqa: B023 - used in this iteration
-        assert set(_rows(markdown)) == set(recorded) and "4 COMPLETE" in markdown
+        markdown = wait_for(lambda: published(flow_run_id, key))  # noqa: B023 - used in this iteration
+        assert set(summary_rows(markdown)) == set(recorded) and "4 COMPLETE" in markdown
