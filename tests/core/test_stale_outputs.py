@@ -90,6 +90,10 @@ def test_a_directory_with_one_file_rewritten_is_produced(project: Path) -> None:
         (project / "out" / "b.txt").write_text("rewritten in place")
     assert [a.path for a in run.outputs] == ["out"] and not run.declared_outputs
 
+    # Later, an attempt that writes nothing. (File times come from a coarse clock: a write and
+    # the next attempt's start in the same tick carry the same time, so the files are aged.)
+    for path in (project / "out" / "a.txt", project / "out" / "b.txt", project / "out"):
+        _age(path, 30)
     with task_run(_info(outputs=[Dataset("out")]), CmfSettings()) as untouched:
         pass
     assert [a.path for a in untouched.declared_outputs] == ["out"] and not untouched.outputs
