@@ -228,9 +228,9 @@ def test_the_cli_traces_reuse_and_explains_misses(attempts: Attempts, project: P
     assert "these differ: parameters" in why and "inputs" not in why
 
 
-def _race(root: str, barrier: Any, results: Any) -> None:
+def _race(root: str, store: str, remote: str, barrier: Any, results: Any) -> None:
     """One of two attempts racing for the same key."""
-    settings = CmfSettings(project_root=root)
+    settings = CmfSettings(store=store, project_root=root, remote=remote)
     info = RunInfo("cmf", "shards", "split", inputs=[Dataset("in.txt")], outputs=[Dataset("parts")])
     barrier.wait()
     with task_run(info, settings, reuse=True, func=split) as run:
@@ -240,18 +240,27 @@ def _race(root: str, barrier: Any, results: Any) -> None:
 
 
 @pytest.mark.parametrize("earlier", [True, False], ids=["after-a-complete-run", "first-runs"])
-def test_racing_attempts_never_leave_a_half_restored_output(project: Path, earlier: bool) -> None:
+def test_racing_attempts_never_leave_a_half_restored_output(tmp_path: Path, earlier: bool) -> None:
+    """Two attempts with one key start together: both reuse, or both run (or one of each), and
+    every output is whole. Without an earlier run they run on two workers sharing the store and
+    remote (two attempts writing one folder in place at once would race in the task's own code);
+    after one, both restore into the same folder."""
     import multiprocessing
 
-    (project / "in.txt").write_text("40")
+    store, remote = str(tmp_path / "mlmd"), str(tmp_path / "remote")
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        root.mkdir()
+        (root / "in.txt").write_text("40")
     if earlier:
         info = RunInfo("cmf", "shards", "split", inputs=[Dataset("in.txt")], outputs=[Dataset("parts")])
-        with task_run(info, CmfSettings(project_root=project), reuse=True, func=split):
-            split(project / "in.txt", project / "parts")
-        (project / "parts" / "3.txt").write_text("damaged")
+        with task_run(info, CmfSettings(store=store, project_root=roots[0], remote=remote), reuse=True, func=split):
+            split(roots[0] / "in.txt", roots[0] / "parts")
+        (roots[0] / "parts" / "3.txt").write_text("damaged")
+        roots = [roots[0], roots[0]]
     context = multiprocessing.get_context("spawn")  # a fork of this threaded test process could deadlock
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_race, args=(str(project), barrier, results)) for _ in range(2)]
+    workers = [context.Process(target=_race, args=(str(root), store, remote, barrier, results)) for root in roots]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -262,7 +271,8 @@ def test_racing_attempts_never_leave_a_half_restored_output(project: Path, earli
         "CACHED",
         "COMPLETE",
     ]
-    names = sorted((project / "parts").iterdir(), key=lambda p: int(p.stem))
-    assert [p.name for p in names] == [f"{i}.txt" for i in range(40)]
-    assert all(p.read_text() == f"part {i}" for i, p in enumerate(names))
-    assert not [p for p in project.iterdir() if p.name.startswith(".parts.")]
+    for root in set(roots):
+        names = sorted((root / "parts").iterdir(), key=lambda p: int(p.stem))
+        assert [p.name for p in names] == [f"{i}.txt" for i in range(40)]
+        assert all(p.read_text() == f"part {i}" for i, p in enumerate(names))
+        assert not [p for p in root.iterdir() if p.name.startswith(".parts.")]
