@@ -313,13 +313,10 @@ def find(run: TaskRun, reuse: Plan) -> tuple[ExecutionRecord, dict[str, Any]] | 
     from cmf_orchestrate.transfer import in_cache, open_remote
 
     store = run.store
-    candidates = [
-        x
-        for x in store.executions(fact=("reuse_key", reuse.key), state=ExecutionState.COMPLETE, newest_first=True)[
-            :_CANDIDATES
-        ]
-        if x.id != run.execution_id
-    ]
+    found = store.executions(
+        fact=("reuse_key", reuse.key), state=ExecutionState.COMPLETE, newest_first=True, limit=_CANDIDATES
+    )
+    candidates = [x for x in found if x.id != run.execution_id]
     why: list[str] = []
     remote = None
     for candidate in candidates:
