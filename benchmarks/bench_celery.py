@@ -30,11 +30,11 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / "airflow")]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("airflow", "")]
 
 from celery_deployment import PG_HOST, PG_PORT, PG_USER, celery_deployment  # noqa: E402 - found through sys.path above
 
-DAG_FILE = '''
+DAG_FILE = """
 from __future__ import annotations
 
 import os
@@ -73,7 +73,7 @@ def bench_dag(dag_id: str, recorded: bool, conn_id: str) -> DAG:
 off = bench_dag("cmf_bench_off", False, "")
 on = bench_dag("cmf_bench_on", True, "cmf_default")
 on_remote = bench_dag("cmf_bench_on_remote", True, "cmf_remote")
-'''
+"""
 
 LABELS = {"cmf_bench_off": "off", "cmf_bench_on": "on", "cmf_bench_on_remote": "on + remote"}
 

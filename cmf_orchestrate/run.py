@@ -382,7 +382,10 @@ class TaskRun:
             if self.reuse_plan is not None and state is ExecutionState.COMPLETE:
                 kept, extra = _reuse.closing_facts(self, self.reuse_plan, [h.md5 for h in hashes])
                 facts.update(kept)
-            _travel.push_outputs(self.settings, self.versioner.root, [*self._to_push(drafts), *extra], self.stage.name)
+            if self.settings.remote:
+                _travel.push_outputs(
+                    self.settings, self.versioner.root, [*self._to_push(drafts), *extra], self.stage.name
+                )
         except CmfError as exc:
             self.fail(exc)
             raise

@@ -221,6 +221,16 @@ def _transfer(
     return transferred, failed
 
 
+def _ends(root: Path, remote: str | Remote | None) -> tuple[Remote, Remote]:
+    """The remote of a transfer, and the project's cache seen the same way."""
+    far = remote if isinstance(remote, Remote) else open_remote(root, remote)
+    return far, _local(root)
+
+
+def _local(root: Path) -> Remote:
+    return Remote("cache", "", versioner_for(root)._cache())
+
+
 def push(
     root: Path,
     hashes: Iterable[str],
@@ -237,9 +247,8 @@ def push(
         ConfigError: No usable remote.
         RemoteError: The remote cannot be reached.
     """
-    target = remote if isinstance(remote, Remote) else open_remote(root, remote)
-    cache = versioner_for(root)._cache()
-    local = Remote("cache", "", cache)
+    target, local = _ends(root, remote)
+    cache = local.odb
     wanted = _wanted(hashes)
     present = [m for m in wanted if target.has(m)]
     elsewhere = [m for m in wanted if m not in set(present)]
@@ -272,9 +281,8 @@ def fetch(
         ConfigError: No usable remote.
         RemoteError: The remote cannot be reached.
     """
-    source = remote if isinstance(remote, Remote) else open_remote(root, remote)
-    cache = versioner_for(root)._cache()
-    local = Remote("cache", "", cache)
+    source, local = _ends(root, remote)
+    cache = local.odb
     wanted = _wanted(hashes)
     present = [m for m in wanted if local.has(m)]
     todo = [m for m in wanted if m not in set(present)]
@@ -300,7 +308,7 @@ def remote_has(root: Path, md5: str, remote: str | Remote | None = None) -> bool
 
 def in_cache(root: Path, md5: str) -> bool:
     """Whether the project's DVC cache holds an object (for a directory: every file)."""
-    return Remote("cache", "", versioner_for(root)._cache()).has(md5)
+    return _local(root).has(md5)
 
 
 def checkout(root: Path, path: str, md5: str) -> ContentHash:

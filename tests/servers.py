@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 
@@ -51,3 +52,14 @@ def drop_database(backend: str, name: str) -> None:
         _admin(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         _admin(backend, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server a test started in its own session: SIGTERM to its group, SIGKILL after 30 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

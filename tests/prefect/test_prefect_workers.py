@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -29,7 +28,16 @@ from typing import Any
 import pytest
 from prefect_testlib import published, summary_rows, wait_for
 from s3server import S3Server, moto_available, moto_s3
-from servers import IN_CI, PG_HOST, PG_PORT, PG_USER, create_database, drop_database, require_server
+from servers import (
+    IN_CI,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    create_database,
+    drop_database,
+    require_server,
+    stop_process_group,
+)
 
 from cmf_orchestrate import CmfQuery, CmfSettings, EventType, ExecutionRecord, ExecutionState
 
@@ -114,16 +122,6 @@ def _start_worker(pool: str, queue: str, env: dict[str, str], log: Path) -> subp
         )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def test_a_process_work_pool_moves_outputs_from_worker_a_to_worker_b(tmp_path: Path, shared_store: str) -> None:
     from prefect import Flow
     from prefect.client.orchestration import get_client
@@ -172,7 +170,7 @@ def test_a_process_work_pool_moves_outputs_from_worker_a_to_worker_b(tmp_path: P
         )
     finally:
         for proc in workers:
-            _stop(proc)
+            stop_process_group(proc)
 
     q = _query(shared_store, roots["a"])
     made_runs = _of_flow_run(q, produced.id)
